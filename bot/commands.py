@@ -1,0 +1,332 @@
+"""The `/review` command language, parsed once for every platform.
+
+`parse(text)` reads what Slack and the console send; `parse_options(verb, options)` reads Discord's
+typed options. Both return a Command or a UsageError whose message is one sentence for the user.
+Nothing here raises on user input.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, available_timezones
+
+MAX_LINK = 2000
+MAX_NOTE = 500
+MAX_RESPONSE = 1000
+MAX_TOPICS = 10
+MAX_TOPIC_LEN = 32
+MAX_PAUSE_DAYS = 365
+_MAX_ID_DIGITS = 9
+
+_TOPIC = re.compile(r"[a-z0-9][a-z0-9_+.-]*")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# Bidi overrides and isolates can make a note read differently from what it is.
+_BIDI = dict.fromkeys(
+    map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageError:
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    link: str
+    topics: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VolunteerFor:
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unvolunteer:
+    topics: tuple[str, ...] = ()  # empty: stop volunteering altogether
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    days: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ListOpen:
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mine:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    request_id: int
+    response: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    timezone: str | None = None
+    reminder_time: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    pass
+
+
+Command = (
+    Ask
+    | VolunteerFor
+    | Unvolunteer
+    | Pause
+    | Resume
+    | ListOpen
+    | Mine
+    | Claim
+    | Release
+    | Cancel
+    | Done
+    | Setup
+    | Help
+)
+_BY_ID: dict[str, type[Claim | Release | Cancel]] = {
+    "claim": Claim,
+    "release": Release,
+    "cancel": Cancel,
+}
+_NO_LINK = "Add a link to what you want reviewed, e.g. /review https://example.com/draft."
+VERBS = (
+    "ask",
+    "volunteer",
+    "unvolunteer",
+    "pause",
+    "resume",
+    "list",
+    "mine",
+    "claim",
+    "release",
+    "cancel",
+    "done",
+    "setup",
+    "help",
+)
+
+
+def clean_text(text: str, limit: int) -> str:
+    """Strip control characters and bidi overrides, fold whitespace, and cut to `limit`."""
+    text = text.translate(_BIDI)
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_link(raw: str) -> str | UsageError:
+    """Validate a review link and return it with its host in punycode (homographs stay visible)."""
+    if not raw:
+        return UsageError(_NO_LINK)
+    if raw != raw.strip():
+        return UsageError("The link must not start or end with spaces.")
+    if len(raw) > MAX_LINK:
+        return UsageError(f"That link is {len(raw)} characters long; the limit is {MAX_LINK}.")
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return UsageError("That link is not a valid URL.")
+    if parts.scheme.lower() not in ("http", "https"):
+        return UsageError("Only http:// and https:// links can be shared for review.")
+    if "@" in parts.netloc:
+        return UsageError("Links with a user name or password before the host are not accepted.")
+    if not host:
+        return UsageError("That link has no host name.")
+    if "[" in parts.netloc:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return UsageError("That link's bracketed host is not an IPv6 address.")
+        netloc = f"[{host}]"
+    else:
+        try:
+            netloc = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return UsageError("That link's host name is not valid.")
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, parts.fragment))
+
+
+def parse_topics(words: list[str] | tuple[str, ...]) -> tuple[str, ...] | UsageError:
+    """Normalise topics (lower case, no leading '#'), dropping duplicates and keeping order."""
+    topics: list[str] = []
+    for word in words:
+        topic = word.lstrip("#").lower()
+        if not topic:
+            continue
+        if len(topic) > MAX_TOPIC_LEN or not _TOPIC.fullmatch(topic):
+            shown = clean_text(word, 40)
+            return UsageError(
+                f"'{shown}' is not a topic: use letters, digits, '-', '_', '+' or '.', "
+                f"up to {MAX_TOPIC_LEN} characters."
+            )
+        if topic not in topics:
+            topics.append(topic)
+    if len(topics) > MAX_TOPICS:
+        return UsageError(f"Use at most {MAX_TOPICS} topics.")
+    return tuple(topics)
+
+
+def _parse_id(words: list[str], verb: str) -> int | UsageError:
+    if not words:
+        return UsageError(f"Say which request, e.g. /review {verb} 12.")
+    raw = words[0].lstrip("#")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > _MAX_ID_DIGITS or int(raw) == 0:
+        return UsageError(f"'{clean_text(words[0], 20)}' is not a request number.")
+    return int(raw)
+
+
+def _ask(link_word: str, rest: list[str]) -> Command | UsageError:
+    link = parse_link(link_word)
+    if isinstance(link, UsageError):
+        return link
+    tags = []
+    while rest and rest[0].startswith("#") and len(rest[0]) > 1:
+        tags.append(rest.pop(0))
+    topics = parse_topics(tags)
+    if isinstance(topics, UsageError):
+        return topics
+    return Ask(link=link, topics=topics, note=clean_text(" ".join(rest), MAX_NOTE))
+
+
+def _setup(words: list[str]) -> Command | UsageError:
+    tz: str | None = None
+    at: str | None = None
+    for word in words:
+        key, _, value = word.partition("=")
+        if key in ("tz", "timezone") and value:
+            tz = value
+        elif key == "time" and value:
+            at = value
+        else:
+            return UsageError("Use /review setup [tz=Europe/Berlin] [time=09:00].")
+    if tz is not None and tz not in available_timezones():
+        return UsageError(f"'{clean_text(tz, 40)}' is not a time zone name like Europe/Berlin.")
+    if at is not None and not _TIME.match(at):
+        return UsageError("The reminder time must look like 09:00 (24-hour clock).")
+    if tz is not None:
+        ZoneInfo(tz)  # fail here, not at reminder time, if the zone data is broken
+    return Setup(timezone=tz, reminder_time=at)
+
+
+def _looks_like_link(word: str) -> bool:
+    return bool(_SCHEME.match(word)) or word.lower().startswith("www.")
+
+
+def parse(text: str) -> Command | UsageError:
+    """Parse the text after `/review`."""
+    words = text.split()
+    if not words:
+        return Help()
+    head, rest = words[0], words[1:]
+    verb = head.lower()
+    if _looks_like_link(head):
+        return _ask(head, rest)
+    match verb:
+        case "ask":
+            return _ask(rest[0], rest[1:]) if rest else UsageError(_NO_LINK)
+        case "volunteer":
+            topics = parse_topics(rest)
+            if isinstance(topics, UsageError):
+                return topics
+            if not topics:
+                return UsageError("Name at least one topic, e.g. /review volunteer python writing.")
+            return VolunteerFor(topics)
+        case "unvolunteer":
+            topics = parse_topics(rest)
+            return topics if isinstance(topics, UsageError) else Unvolunteer(topics)
+        case "pause":
+            if len(rest) != 1 or not rest[0].isascii() or not rest[0].isdigit():
+                return UsageError("Say for how many days, e.g. /review pause 14.")
+            days = int(rest[0])
+            if not 1 <= days <= MAX_PAUSE_DAYS:
+                return UsageError(f"Pause for 1 to {MAX_PAUSE_DAYS} days.")
+            return Pause(days)
+        case "resume":
+            return Resume()
+        case "list":
+            topics = parse_topics(rest[:1])
+            if isinstance(topics, UsageError):
+                return topics
+            return ListOpen(topics[0] if topics else None)
+        case "mine":
+            return Mine()
+        case "claim" | "release" | "cancel" | "done":
+            request_id = _parse_id(rest, verb)
+            if isinstance(request_id, UsageError):
+                return request_id
+            if verb == "done":
+                return Done(request_id, clean_text(" ".join(rest[1:]), MAX_RESPONSE))
+            return _BY_ID[verb](request_id)
+        case "setup":
+            return _setup(rest)
+        case "help":
+            return Help()
+    shown = clean_text(head, 30)
+    return UsageError(
+        f"I don't know '{shown}'. Try /review help, or /review <link> to ask for a review."
+    )
+
+
+def parse_options(verb: str, options: Mapping[str, str | int]) -> Command | UsageError:
+    """Parse a Discord-style subcommand with typed options by the same rules as `parse`."""
+    verb = verb.lower()
+    if verb == "ask":
+        link = parse_link(str(options.get("link", "")))
+        if isinstance(link, UsageError):
+            return link
+        topics = parse_topics(str(options.get("topics", "")).replace(",", " ").split())
+        if isinstance(topics, UsageError):
+            return topics
+        return Ask(
+            link=link, topics=topics, note=clean_text(str(options.get("note", "")), MAX_NOTE)
+        )
+    parts = [verb]
+    for name in ("id", "topics", "topic", "days", "response", "tz", "time"):
+        if name in options and str(options[name]).strip():
+            value = str(options[name])
+            parts.append(f"{name}={value}" if name in ("tz", "time") else value)
+    if verb not in VERBS:
+        return UsageError(f"I don't know '{clean_text(verb, 30)}'. Try /review help.")
+    return parse(" ".join(parts))

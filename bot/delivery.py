@@ -1,0 +1,147 @@
+"""The outbox worker: sends queued notices through each platform's Sender, durably.
+
+A notice leaves the outbox only after its platform accepted it (then it is marked sent, with the
+message id recorded at once) or refused it for good (then it is dead-lettered and logged). Timeouts,
+5xx and 429 are retried with exponential backoff and jitter, honouring the platform's own hint. The
+store hands out only the oldest pending notice of each channel, so order holds per channel, and a
+post edit renders the request as it is at send time, settling the edits queued before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import Counter
+from collections.abc import Mapping
+from datetime import timedelta
+
+from bot.errors import DeliveryError
+from bot.model import Notice, NoticeKind, Platform
+from bot.ports import Clock, Sender
+from storage.base import Store
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 12
+BASE_DELAY = 1.0
+MAX_DELAY = 300.0
+UNAUTHORIZED_LIMIT = 3  # after this many 401s a platform is not called again until restart
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        senders: Mapping[Platform, Sender],
+        batch: int = 50,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._senders = dict(senders)
+        self._batch = batch
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._wake = asyncio.Event()
+        self._unauthorized: Counter[Platform] = Counter()
+        self.stats: Counter[str] = Counter()
+
+    def wake(self) -> None:
+        """Tell the worker new notices are waiting (called after each committed change)."""
+        self._wake.set()
+
+    def disabled(self, platform: Platform) -> bool:
+        return self._unauthorized[platform] >= UNAUTHORIZED_LIMIT
+
+    async def run_once(self) -> int:
+        """Send every notice due now, at most one per channel; returns how many were attempted."""
+        async with self._store.transaction() as tx:
+            notices = await tx.due_notices(self._clock.now(), self._batch)
+        ready = [
+            n for n in notices if n.platform in self._senders and not self.disabled(n.platform)
+        ]
+        await asyncio.gather(*(self._deliver(n) for n in ready))
+        return len(ready)
+
+    async def drain(self, max_rounds: int = 1000) -> None:
+        """Deliver until nothing is due now (the console, `remind` and tests use this)."""
+        for _ in range(max_rounds):
+            if not await self.run_once():
+                return
+
+    async def run(self, idle_poll: float = 1.0) -> None:
+        """Deliver forever: at once when woken, else poll for retries that came due."""
+        while True:
+            self._wake.clear()
+            try:
+                sent = await self.run_once()
+            except Exception:
+                log.exception("delivery round failed; retrying shortly")
+                sent = 0
+            if not sent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=idle_poll)
+
+    async def _deliver(self, notice: Notice) -> None:
+        sender = self._senders[notice.platform]
+        if notice.kind is NoticeKind.POST_UPDATE and not notice.message_id:
+            await self._dead(notice, "the post to edit was never delivered")
+            return
+        try:
+            message_id = await sender.send(notice)
+        except DeliveryError as exc:
+            await self._failed(notice, exc)
+            return
+        except Exception as exc:
+            log.exception("sender bug on notice %s (%s)", notice.id, notice.kind)
+            await self._failed(notice, DeliveryError(repr(exc), retryable=True))
+            return
+        self._unauthorized[notice.platform] = 0
+        async with self._store.transaction() as tx:
+            await tx.mark_sent(notice, message_id, self._clock.now())
+        self.stats["sent"] += 1
+
+    async def _failed(self, notice: Notice, exc: DeliveryError) -> None:
+        if exc.unauthorized:
+            self._unauthorized[notice.platform] += 1
+            if self.disabled(notice.platform):
+                log.critical(
+                    "%s rejects our token; not calling it again until restart. "
+                    "Check the token, then restart.",
+                    notice.platform,
+                )
+        if not exc.retryable and not exc.unauthorized:
+            await self._dead(notice, str(exc))
+            return
+        if notice.attempts + 1 >= MAX_ATTEMPTS:
+            await self._dead(notice, f"gave up after {MAX_ATTEMPTS} attempts: {exc}")
+            return
+        delay = self._backoff(notice.attempts, exc.retry_after)
+        log.info(
+            "notice %s to %s failed (%s); retrying in %.1fs", notice.id, notice.platform, exc, delay
+        )
+        async with self._store.transaction() as tx:
+            await tx.mark_retry(notice, self._clock.now() + timedelta(seconds=delay), str(exc))
+        self.stats["retried"] += 1
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after + self._rng.uniform(0, 0.1 * retry_after + 0.05)
+        ceiling = min(MAX_DELAY, BASE_DELAY * 2**attempts)
+        return self._rng.uniform(ceiling / 2, ceiling)  # "equal jitter": spread, never zero
+
+    async def _dead(self, notice: Notice, error: str) -> None:
+        log.warning(
+            "notice %s (%s to %s %s) dead-lettered: %s",
+            notice.id,
+            notice.kind,
+            notice.platform,
+            notice.channel_id or notice.user_id,
+            error,
+        )
+        async with self._store.transaction() as tx:
+            await tx.mark_dead(notice, error, self._clock.now())
+        self.stats["dead"] += 1

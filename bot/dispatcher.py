@@ -1,0 +1,425 @@
+"""The use cases: one inbound event in, one Reply out, every effect in one store transaction.
+
+A refusal rolls the transaction back, so bad input changes nothing; the notices a change causes
+(relay posts, post edits, DMs) are outbox rows committed with it and sent later by the delivery
+worker, so no handler waits on a platform.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot import commands, matching, texts
+from bot.commands import Command, UsageError
+from bot.model import (
+    ButtonAction,
+    ButtonPressed,
+    CommandReceived,
+    Community,
+    InboundEvent,
+    Member,
+    NoticeKind,
+    Outgoing,
+    Platform,
+    ReactionChanged,
+    Reply,
+    Request,
+    Status,
+    Volunteer,
+)
+from bot.ports import Clock
+from bot.transitions import Action, Refusal, decide
+from storage.base import Store, Transaction
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rules:
+    """The community policy knobs the use cases read (filled from Settings)."""
+
+    notify_limit: int = 3
+    requests_per_hour: int = 10
+    duplicate_window: timedelta = timedelta(minutes=1)
+    claim_emoji: str = "eyes"
+    done_emoji: str = "white_check_mark"
+    timezone: str = "UTC"
+    reminder_time: str = "09:00"
+
+
+class _Refused(Exception):  # noqa: N818 - control flow inside a transaction, never escapes
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = Reply(reply)
+
+
+_BUTTON_ACTIONS = {
+    ButtonAction.CLAIM: Action.CLAIM,
+    ButtonAction.RELEASE: Action.RELEASE,
+    ButtonAction.DONE: Action.DONE,
+}
+_REPLIES = {
+    Action.CLAIM: texts.CLAIMED,
+    Action.RELEASE: texts.RELEASED,
+    Action.DONE: texts.COMPLETED,
+    Action.CANCEL: texts.CANCELLED,
+}
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        rules: Rules,
+        platforms: Collection[Platform],
+        on_enqueue: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._rules = rules
+        self._platforms = frozenset(platforms)  # only these have a sender: relay to them alone
+        self._on_enqueue = on_enqueue
+
+    async def handle(self, event: InboundEvent) -> Reply:
+        """Apply one inbound event; the only entry point for adapters."""
+        try:
+            async with self._store.transaction() as tx:
+                reply = await self._route(tx, event)
+                if reply and not event.reply_inline:
+                    await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
+        except _Refused as refused:
+            reply = refused.reply
+            if not event.reply_inline:
+                async with self._store.transaction() as tx:
+                    await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
+        self._on_enqueue()
+        return reply
+
+    async def connect_community(self, community: Community) -> None:
+        """Register a community an adapter serves, keeping any review channel set up before."""
+        async with self._store.transaction() as tx:
+            known = await tx.community(community.platform, community.community_id)
+            if known is None:
+                await tx.save_community(community)
+            elif not known.review_channel_id and community.review_channel_id:
+                await tx.save_community(
+                    Community(
+                        platform=known.platform,
+                        community_id=known.community_id,
+                        name=community.name or known.name,
+                        review_channel_id=community.review_channel_id,
+                        timezone=known.timezone,
+                        reminder_time=known.reminder_time,
+                    )
+                )
+
+    @staticmethod
+    def _ephemeral(event: InboundEvent, reply: Reply) -> Outgoing:
+        return Outgoing(
+            kind=NoticeKind.EPHEMERAL,
+            platform=event.member.platform,
+            community_id=event.member.community_id,
+            channel_id=event.channel_id,
+            user_id=event.member.user_id,
+            text=reply.text,
+        )
+
+    async def _route(self, tx: Transaction, event: InboundEvent) -> Reply:
+        match event:
+            case CommandReceived():
+                return await self._on_command(tx, event)
+            case ReactionChanged():
+                return await self._on_reaction(tx, event)
+            case ButtonPressed():
+                if await tx.seen_event(event.event_key, event.received_at):
+                    return Reply.none()
+                member = await tx.member(event.member, event.received_at)
+                return await self._transition(
+                    tx,
+                    member,
+                    event.request_id,
+                    _BUTTON_ACTIONS[event.action],
+                    is_admin=event.is_admin,
+                    response=event.response,
+                )
+
+    async def _on_command(self, tx: Transaction, event: CommandReceived) -> Reply:
+        if event.options is None:
+            command = commands.parse(event.text)
+        else:
+            command = commands.parse_options(event.text, dict(event.options))
+        if isinstance(command, UsageError):
+            raise _Refused(command.message)
+        if isinstance(command, commands.Help):
+            return Reply(texts.HELP)
+        if await tx.seen_event(event.event_key, event.received_at):
+            return Reply.none()
+        member = await tx.member(event.member, event.received_at)
+        return await self._run(tx, event, member, command)
+
+    async def _run(
+        self, tx: Transaction, event: CommandReceived, member: Member, command: Command
+    ) -> Reply:
+        now = event.received_at
+        match command:
+            case commands.Ask():
+                return await self._ask(tx, event, member, command)
+            case commands.VolunteerFor(topics):
+                known = await tx.volunteer(member.person_id)
+                merged = (known.topics if known else frozenset()) | frozenset(topics)
+                await tx.save_volunteer(member, merged, known.paused_until if known else None)
+                return Reply(texts.VOLUNTEERED.format(topics=", ".join(sorted(merged))))
+            case commands.Unvolunteer(topics):
+                known = await self._volunteer(tx, member)
+                left = known.topics - frozenset(topics) if topics else frozenset()
+                if not left:
+                    await tx.remove_volunteer(member.person_id)
+                    return Reply(texts.UNVOLUNTEERED_ALL)
+                await tx.save_volunteer(member, left, known.paused_until)
+                return Reply(texts.UNVOLUNTEERED_SOME.format(topics=", ".join(sorted(left))))
+            case commands.Pause(days):
+                known = await self._volunteer(tx, member)
+                until = now + timedelta(days=days)
+                await tx.save_volunteer(member, known.topics, until)
+                return Reply(texts.PAUSED.format(until=until))
+            case commands.Resume():
+                known = await self._volunteer(tx, member)
+                await tx.save_volunteer(member, known.topics, None)
+                return Reply(texts.RESUMED.format(topics=", ".join(sorted(known.topics))))
+            case commands.ListOpen(topic):
+                found = await tx.open_requests(topic)
+                if not found:
+                    return Reply(texts.NO_OPEN.format(on=f" on #{topic}" if topic else ""))
+                return Reply("\n".join(texts.request_line(r, now) for r in found))
+            case commands.Mine():
+                found = await tx.requests_of(member.person_id)
+                if not found:
+                    return Reply(texts.NOTHING_MINE)
+                return Reply("\n".join(texts.request_line(r, now) for r in found))
+            case commands.Claim(request_id):
+                return await self._transition(
+                    tx, member, request_id, Action.CLAIM, is_admin=event.is_admin
+                )
+            case commands.Release(request_id):
+                return await self._transition(
+                    tx, member, request_id, Action.RELEASE, is_admin=event.is_admin
+                )
+            case commands.Cancel(request_id):
+                return await self._transition(
+                    tx, member, request_id, Action.CANCEL, is_admin=event.is_admin
+                )
+            case commands.Done(request_id, response):
+                return await self._transition(
+                    tx, member, request_id, Action.DONE, is_admin=event.is_admin, response=response
+                )
+            case commands.Setup():
+                return await self._setup(tx, event, command)
+            case commands.Help():
+                return Reply(texts.HELP)
+
+    @staticmethod
+    async def _volunteer(tx: Transaction, member: Member) -> Volunteer:
+        known = await tx.volunteer(member.person_id)
+        if known is None:
+            raise _Refused(texts.NOT_VOLUNTEER)
+        return known
+
+    async def _ask(
+        self, tx: Transaction, event: CommandReceived, member: Member, command: commands.Ask
+    ) -> Reply:
+        now = event.received_at
+        recent = await tx.requests_since(member.person_id, now - timedelta(hours=1))
+        limit = self._rules.requests_per_hour
+        if len(recent) >= limit:
+            raise _Refused(
+                texts.RATE_LIMITED.format(
+                    limit=limit, at=recent[len(recent) - limit] + timedelta(hours=1)
+                )
+            )
+        duplicate = await tx.recent_request(
+            member.person_id, command.link, now - self._rules.duplicate_window
+        )
+        if duplicate is not None:
+            raise _Refused(texts.DUPLICATE.format(id=duplicate.id))
+        request = await tx.add_request(
+            link=command.link,
+            topics=command.topics,
+            note=command.note,
+            requester=member,
+            origin_channel_id=event.channel_id,
+            at=now,
+        )
+        chosen = matching.rank(
+            await tx.candidates(request.topics),
+            topics=request.topics,
+            requester_person_id=member.person_id,
+            now=now,
+            limit=self._rules.notify_limit,
+        )
+        communities = [
+            c
+            for c in await tx.communities()
+            if c.review_channel_id and c.platform in self._platforms
+        ]
+        notices = [
+            Outgoing(
+                kind=NoticeKind.RELAY_POST,
+                platform=c.platform,
+                community_id=c.community_id,
+                channel_id=c.review_channel_id or "",
+                request_id=request.id,
+                mentions=tuple(
+                    v.member.user_id
+                    for v in chosen
+                    if (v.member.platform, v.member.community_id) == (c.platform, c.community_id)
+                ),
+            )
+            for c in communities
+        ]
+        posted = {(c.platform, c.community_id) for c in communities}
+        # A volunteer whose community has no review channel still hears about it, privately.
+        notices += [
+            self._direct(v.member, texts.relay_post_text(request))
+            for v in chosen
+            if (v.member.platform, v.member.community_id) not in posted
+            and v.member.platform in self._platforms
+        ]
+        await tx.enqueue(notices, now)
+        if chosen:
+            await tx.mark_notified([v.person_id for v in chosen], now)
+        if not request.topics:
+            return Reply(
+                texts.ASKED_NO_TOPICS.format(id=request.id, s=texts.plural(len(communities)))
+            )
+        return Reply(
+            texts.ASKED.format(id=request.id, count=len(chosen), s=texts.plural(len(chosen)))
+        )
+
+    @staticmethod
+    def _direct(member: Member, text: str) -> Outgoing:
+        return Outgoing(
+            kind=NoticeKind.DIRECT,
+            platform=member.platform,
+            community_id=member.community_id,
+            user_id=member.user_id,
+            text=text,
+        )
+
+    async def _transition(
+        self,
+        tx: Transaction,
+        member: Member,
+        request_id: int,
+        action: Action,
+        *,
+        is_admin: bool,
+        response: str = "",
+    ) -> Reply:
+        request = await tx.request(request_id)
+        if request is None:
+            raise _Refused(texts.UNKNOWN_REQUEST.format(id=request_id))
+        decision = decide(request, action, actor_person_id=member.person_id, is_admin=is_admin)
+        if isinstance(decision, Refusal):
+            raise _Refused(decision.reason)
+        now = self._clock.now()
+        updated = await tx.change_status(
+            request_id, decision.before, decision.after, actor=member, at=now, response=response
+        )
+        if updated is None:
+            raise _Refused(texts.CHANGED_MEANWHILE.format(id=request_id))
+        notices = [
+            Outgoing(
+                kind=NoticeKind.POST_UPDATE,
+                platform=t.platform,
+                community_id=t.community_id,
+                channel_id=t.channel_id,
+                request_id=request_id,
+            )
+            for t in await tx.relay_targets(request_id)
+        ]
+        notices += self._tell_others(request, updated, member, action)
+        await tx.enqueue(notices, now)
+        return Reply(_REPLIES[action].format(id=request_id, link=request.link))
+
+    def _tell_others(
+        self, before: Request, after: Request, actor: Member, action: Action
+    ) -> list[Outgoing]:
+        """The DMs a transition owes: the requester hears of claims, releases and reviews."""
+        name = texts.who(actor)
+        requester, claimer = before.requester, before.claimer
+        told: list[tuple[Member, str]] = []
+        if action is Action.CLAIM:
+            told.append(
+                (requester, texts.DM_CLAIMED.format(name=name, id=after.id, link=after.link))
+            )
+        elif action is Action.RELEASE:
+            told.append((requester, texts.DM_RELEASED.format(name=name, id=after.id)))
+        elif action is Action.DONE:
+            reviewer = texts.who(claimer) if claimer else name
+            template = texts.DM_DONE_RESPONSE if after.response else texts.DM_DONE
+            told.append(
+                (
+                    requester,
+                    template.format(
+                        name=reviewer, id=after.id, link=after.link, response=after.response
+                    ),
+                )
+            )
+        elif action is Action.CANCEL and claimer is not None:
+            told.append((claimer, texts.DM_CANCELLED_CLAIMER.format(id=after.id)))
+        return [
+            self._direct(m, text)
+            for m, text in told
+            if m.person_id != actor.person_id and m.platform in self._platforms
+        ]
+
+    async def _setup(
+        self, tx: Transaction, event: CommandReceived, command: commands.Setup
+    ) -> Reply:
+        if not event.is_admin:
+            raise _Refused(texts.SETUP_ADMIN_ONLY)
+        member = event.member
+        known = await tx.community(member.platform, member.community_id)
+        community = Community(
+            platform=member.platform,
+            community_id=member.community_id,
+            name=known.name if known else "",
+            review_channel_id=event.channel_id,
+            timezone=command.timezone or (known.timezone if known else self._rules.timezone),
+            reminder_time=command.reminder_time
+            or (known.reminder_time if known else self._rules.reminder_time),
+        )
+        await tx.save_community(community)
+        return Reply(texts.SETUP_DONE.format(time=community.reminder_time, tz=community.timezone))
+
+    async def _on_reaction(self, tx: Transaction, event: ReactionChanged) -> Reply:
+        request_id = await tx.request_for_post(
+            event.member.platform, event.channel_id, event.message_id
+        )
+        if request_id is None or event.emoji not in (
+            self._rules.claim_emoji,
+            self._rules.done_emoji,
+        ):
+            return Reply.none()
+        if await tx.seen_event(event.event_key, event.received_at):
+            return Reply.none()
+        member = await tx.member(event.member, event.received_at)
+        request = await tx.request(request_id)
+        assert request is not None  # noqa: S101 - relay posts reference existing requests
+        holds = request.claimer is not None and request.claimer.person_id == member.person_id
+        if event.emoji == self._rules.claim_emoji:
+            if event.added:
+                return await self._transition(tx, member, request_id, Action.CLAIM, is_admin=False)
+            if holds and request.status is Status.CLAIMED:
+                return await self._transition(
+                    tx, member, request_id, Action.RELEASE, is_admin=False
+                )
+            return Reply.none()  # taking back a 👀 that never won is not a release
+        if event.added and holds and request.status is Status.CLAIMED:
+            return await self._transition(tx, member, request_id, Action.DONE, is_admin=False)
+        return Reply.none()

@@ -1,0 +1,39 @@
+"""The exception hierarchy: bugs and infrastructure failures.
+
+User refusals are never exceptions: they are Replies.
+"""
+
+from __future__ import annotations
+
+
+class ReviewRelayError(Exception):
+    """Root of every error reviewrelay raises on purpose."""
+
+
+class ConfigError(ReviewRelayError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class StoreError(ReviewRelayError):
+    """The store could not be opened or migrated."""
+
+
+class DeliveryError(ReviewRelayError):
+    """A platform refused or failed a notice.
+
+    `retryable` says whether sending again may work; `retry_after` is the platform's own hint in
+    seconds; `unauthorized` marks a revoked or wrong token, after which the platform is not called.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        unauthorized: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.unauthorized = unauthorized

@@ -1,0 +1,196 @@
+"""The shared vocabulary: platforms, members, requests, volunteers, events in and notices out.
+
+Everything here is a plain frozen dataclass or a StrEnum so that the core, the store and every
+adapter speak the same language without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Platform(StrEnum):
+    SLACK = "slack"
+    DISCORD = "discord"
+    CONSOLE = "console"
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+ACTIVE_STATUSES = frozenset({Status.OPEN, Status.CLAIMED})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Member:
+    """One platform identity; `person_id` joins the identities of one human (0 until stored)."""
+
+    platform: Platform
+    community_id: str
+    user_id: str
+    display_name: str
+    person_id: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Community:
+    """A Slack workspace, Discord guild or the local console, with its review channel and clock."""
+
+    platform: Platform
+    community_id: str
+    name: str = ""
+    review_channel_id: str | None = None
+    timezone: str = "UTC"
+    reminder_time: str = "09:00"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    id: int
+    link: str
+    topics: tuple[str, ...]
+    note: str
+    requester: Member
+    origin_channel_id: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    claimer: Member | None = None
+    claimed_at: datetime | None = None
+    response: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Volunteer:
+    """A person's opt-in, with the load figures matching ranks on."""
+
+    person_id: int
+    member: Member
+    topics: frozenset[str]
+    max_open_claims: int = 3
+    paused_until: datetime | None = None
+    active_claims: int = 0
+    last_notified_at: datetime | None = None
+
+
+# --- inbound events: past-tense facts reported by an adapter ------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandReceived:
+    """A `/review ...` arrived; `reply_inline` is False where a platform cannot answer in place."""
+
+    event_key: str
+    member: Member
+    channel_id: str
+    text: str
+    received_at: datetime
+    options: tuple[tuple[str, str], ...] | None = (
+        None  # Discord: `text` is the verb, these its options
+    )
+    is_admin: bool = False
+    reply_inline: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReactionChanged:
+    """A reaction was added to or removed from a message the bot may have posted."""
+
+    event_key: str
+    member: Member
+    channel_id: str
+    message_id: str
+    emoji: str
+    added: bool
+    received_at: datetime
+    is_admin: bool = False
+    reply_inline: bool = False  # a reaction has nowhere to answer: refusals go out as notices
+
+
+class ButtonAction(StrEnum):
+    CLAIM = "claim"
+    RELEASE = "release"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ButtonPressed:
+    """A Claim/Release/Done button on a relay post was pressed."""
+
+    event_key: str
+    member: Member
+    channel_id: str
+    message_id: str
+    action: ButtonAction
+    request_id: int
+    received_at: datetime
+    response: str = ""
+    is_admin: bool = False
+    reply_inline: bool = True
+
+
+InboundEvent = CommandReceived | ReactionChanged | ButtonPressed
+
+
+# --- outbound: replies rendered at once, notices delivered later through the outbox ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the acting user sees at once (ephemeral). Empty text means "nothing to say"."""
+
+    text: str = ""
+
+    @classmethod
+    def none(cls) -> Reply:
+        return cls("")
+
+    def __bool__(self) -> bool:
+        return bool(self.text)
+
+
+class NoticeKind(StrEnum):
+    RELAY_POST = "relay_post"  # a request posted to a review channel
+    POST_UPDATE = "post_update"  # that post edited to show the request's current state
+    DIRECT = "direct"  # a private message to one member
+    EPHEMERAL = "ephemeral"  # a reply only the member sees, in a channel
+    CHANNEL_TEXT = "channel_text"  # plain text in a channel (the daily digest)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notice:
+    """One outgoing platform call, rendered at send time from the request's current state."""
+
+    id: int
+    kind: NoticeKind
+    platform: Platform
+    community_id: str
+    channel_id: str = ""
+    user_id: str = ""
+    message_id: str = ""
+    text: str = ""
+    request: Request | None = None
+    mentions: tuple[str, ...] = field(default_factory=tuple)
+    attempts: int = 0
+    covers_until: int = 0  # a post update also settles pending updates of that post up to this id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outgoing:
+    """A notice as the core enqueues it: addressed, not yet sent, with no row id."""
+
+    kind: NoticeKind
+    platform: Platform
+    community_id: str
+    channel_id: str = ""
+    user_id: str = ""
+    text: str = ""
+    request_id: int | None = None
+    mentions: tuple[str, ...] = ()

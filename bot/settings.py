@@ -1,0 +1,135 @@
+"""Settings from the environment and `.env` (pydantic-settings), validated at start.
+
+`load_settings` turns a validation failure into one ConfigError line naming the variable, which
+the CLI prints before exiting with status 2.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.dispatcher import Rules
+from bot.errors import ConfigError
+
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        msg = f"'{value}' is not a time zone name like Europe/Berlin"
+        raise ValueError(msg) from exc
+    return value
+
+
+def _clock_time(value: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        msg = f"'{value}' is not a time like 09:00"
+        raise ValueError(msg)
+    return value
+
+
+def _database_url(value: str) -> str:
+    if not value.startswith(_SQLITE_PREFIX) or value == _SQLITE_PREFIX:
+        msg = f"'{value}' is not a SQLite URL like sqlite:///reviewrelay.db"
+        raise ValueError(msg)
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^(https?|wss?)://[^/\s]+", value):
+        msg = f"'{value}' is not an http(s):// or ws(s):// URL"
+        raise ValueError(msg)
+    return value
+
+
+Url = Annotated[str, AfterValidator(_http_url)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: Annotated[str, AfterValidator(_database_url)] = "sqlite:///reviewrelay.db"
+    http_host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on all interfaces
+    http_port: int = Field(default=3000, ge=0, le=65535)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: Url = "https://slack.com/api/"
+    slack_review_channel: str | None = None
+
+    discord_bot_token: SecretStr | None = None
+    discord_api_url: Url = "https://discord.com/api/v10"
+    discord_gateway_url: Url = "wss://gateway.discord.gg/"
+    discord_review_channel_id: str | None = None
+    discord_guild_id: str | None = None
+
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    reminder_time: Annotated[str, AfterValidator(_clock_time)] = "09:00"
+    stale_after_hours: float = Field(default=24, ge=0)
+    claim_nudge_after_days: float = Field(default=3, ge=0)
+    expire_after_days: float = Field(default=14, gt=0)
+    claim_emoji: str = Field(default="eyes", min_length=1)
+    done_emoji: str = Field(default="white_check_mark", min_length=1)
+    notify_limit: int = Field(default=3, ge=0, le=50)
+    requests_per_hour: int = Field(default=10, ge=1)
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @property
+    def database_path(self) -> Path | str:
+        path = self.database_url.removeprefix(_SQLITE_PREFIX)
+        return path if path == ":memory:" else Path(path)
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_bot_token is not None
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(hours=self.stale_after_hours)
+
+    def rules(self) -> Rules:
+        return Rules(
+            notify_limit=self.notify_limit,
+            requests_per_hour=self.requests_per_hour,
+            claim_emoji=self.claim_emoji,
+            done_emoji=self.done_emoji,
+            timezone=self.timezone,
+            reminder_time=self.reminder_time,
+        )
+
+
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
+    """Read settings; a bad value raises ConfigError naming the variable."""
+    try:
+        settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        msg = f"{name}: {message}"
+        raise ConfigError(msg) from None
+    if (
+        settings.slack_enabled
+        and settings.slack_signing_secret is None
+        and settings.slack_app_token is None
+    ):
+        msg = (
+            "SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN in HTTP mode "
+            "(or set SLACK_APP_TOKEN for Socket Mode)"
+        )
+        raise ConfigError(msg)
+    return settings

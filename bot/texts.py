@@ -1,0 +1,116 @@
+"""Every sentence reviewrelay says to people, in one place.
+
+Plain text: adapters escape and style it for their platform.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.model import Member, Request, Status
+
+HELP = (
+    "reviewrelay relays review requests to volunteers.\n"
+    "/review <link> [#topic ...] [note]: ask for a review\n"
+    "/review volunteer <topics>: hear about requests on these topics\n"
+    "/review unvolunteer [topics]: stop (all topics when none given)\n"
+    "/review pause <days> | resume: take a break from notifications\n"
+    "/review list [#topic]: open requests | /review mine: your requests and claims\n"
+    "/review claim|release|cancel <id>, /review done <id> [response]\n"
+    "/review setup [tz=Europe/Berlin] [time=09:00]: make this channel the review channel (admins)\n"
+    "React with :eyes: on a request to claim it and :white_check_mark: when you are done."
+)
+
+ASKED = "Request #{id} is open; {count} volunteer{s} notified."
+ASKED_NO_TOPICS = "Request #{id} is open and posted to the review channel{s}."
+DUPLICATE = "You asked for a review of that link a moment ago: request #{id} is already open."
+RATE_LIMITED = "You have opened {limit} requests in the last hour; try again at {at:%H:%M} UTC."
+VOLUNTEERED = "You will hear about requests on: {topics}."
+UNVOLUNTEERED_ALL = "You no longer volunteer; thank you for the reviews."
+UNVOLUNTEERED_SOME = "You will hear about requests on: {topics}."
+NOT_VOLUNTEER = "You are not volunteering yet: /review volunteer <topics> to start."
+PAUSED = "Paused until {until:%Y-%m-%d}; /review resume to come back sooner."
+RESUMED = "Welcome back: you will hear about requests on {topics} again."
+NO_OPEN = "No open requests{on}."
+NOTHING_MINE = "You have no open requests or claims."
+UNKNOWN_REQUEST = "There is no request #{id}."
+SETUP_DONE = "This channel is now the review channel; reminders at {time} ({tz})."
+SETUP_ADMIN_ONLY = "Only a community admin can run /review setup."
+
+CLAIMED = "You claimed request #{id}: {link}. Mark it done with /review done {id} or a ✅ reaction."
+RELEASED = "You released request #{id}; it is open again."
+COMPLETED = "Thank you! Request #{id} is marked done."
+CANCELLED = "Request #{id} is cancelled."
+CHANGED_MEANWHILE = "Request #{id} changed meanwhile; please try again."
+
+ALREADY_YOURS = "You already hold request #{id}."
+ALREADY_CLAIMED = "Request #{id} is already claimed by {name}."
+NOT_OPEN = "Request #{id} is {status}, so it cannot be claimed."
+OWN_REQUEST = "You cannot review your own request #{id}."
+NOT_CLAIMED = "Request #{id} is {status}, not claimed."
+NOT_CLAIMER = "Request #{id} is held by {name}; only they (or an admin) can do that."
+NOT_REQUESTER = "Only the person who asked (or an admin) can cancel request #{id}."
+NOT_ACTIVE = "Request #{id} is already {status}."
+
+DM_CLAIMED = "{name} claimed your request #{id} ({link})."
+DM_RELEASED = "{name} released your request #{id}; it is open again."
+DM_DONE = "{name} finished reviewing your request #{id} ({link})."
+DM_DONE_RESPONSE = "{name} finished reviewing your request #{id} ({link}): {response}"
+DM_CANCELLED_CLAIMER = "Request #{id} that you held was cancelled by the requester."
+
+DIGEST_HEAD = "Waiting for a reviewer ({count}):"
+DIGEST_EMPTY = "Nothing is waiting for a reviewer."
+STATUS_WORDS = {
+    Status.OPEN: "open",
+    Status.CLAIMED: "claimed by {claimer}",
+    Status.DONE: "done by {claimer}",
+    Status.CANCELLED: "cancelled",
+    Status.EXPIRED: "expired",
+}
+
+
+_DAYS_AFTER_HOURS = 48
+
+
+def plural(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def status_text(request: Request) -> str:
+    claimer = request.claimer.display_name if request.claimer else "?"
+    return STATUS_WORDS[request.status].format(claimer=claimer)
+
+
+def who(member: Member) -> str:
+    """How a person is named to others."""
+    return member.display_name or member.user_id
+
+
+def age(since: datetime, now: datetime) -> str:
+    hours = int((now - since).total_seconds() // 3600)
+    return f"{hours // 24}d" if hours >= _DAYS_AFTER_HOURS else f"{hours}h"
+
+
+def request_line(request: Request, now: datetime) -> str:
+    """One line per request, for lists and digests."""
+    topics = " ".join(f"#{t}" for t in request.topics)
+    parts = [f"#{request.id}", request.link]
+    if topics:
+        parts.append(topics)
+    parts.append(
+        f"by {who(request.requester)}, {age(request.created_at, now)} ago, {status_text(request)}"
+    )
+    return " · ".join(parts)
+
+
+def relay_post_text(request: Request) -> str:
+    """The plain-text body of a relay post (console, notification fallbacks)."""
+    lines = [f"Review request #{request.id} from {who(request.requester)}: {request.link}"]
+    if request.topics:
+        lines.append("Topics: " + " ".join(f"#{t}" for t in request.topics))
+    if request.note:
+        lines.append(f"Note: {request.note}")
+    lines.append(f"Status: {status_text(request)}")
+    if request.status is Status.DONE and request.response:
+        lines.append(f"Response: {request.response}")
+    return "\n".join(lines)

@@ -1,0 +1,121 @@
+"""The store interface: exactly what the core needs from persistence, nothing more.
+
+All reads and writes happen inside `Store.transaction()`: one serialised unit that commits when the
+block ends and rolls back on any exception or cancellation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from bot.model import Community, Member, Notice, Outgoing, Platform, Request, Status, Volunteer
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTarget:
+    platform: Platform
+    community_id: str
+    channel_id: str
+
+
+class Transaction(Protocol):
+    # inbound de-duplication
+    async def seen_event(self, event_key: str, at: datetime) -> bool:
+        """Record the key; True if it had been recorded before (the event is a repeat)."""
+        ...
+
+    # members and communities
+    async def member(self, member: Member, at: datetime) -> Member:
+        """Upsert a platform identity; returns it with its person id."""
+        ...
+
+    async def community(self, platform: Platform, community_id: str) -> Community | None: ...
+    async def communities(self) -> list[Community]: ...
+    async def save_community(self, community: Community) -> None: ...
+
+    # requests
+    async def add_request(
+        self,
+        *,
+        link: str,
+        topics: Sequence[str],
+        note: str,
+        requester: Member,
+        origin_channel_id: str,
+        at: datetime,
+    ) -> Request: ...
+    async def request(self, request_id: int) -> Request | None: ...
+    async def request_for_post(
+        self, platform: Platform, channel_id: str, message_id: str
+    ) -> int | None: ...
+    async def recent_request(self, person_id: int, link: str, since: datetime) -> Request | None:
+        """The person's active request for this link opened at or after `since`, if any."""
+        ...
+
+    async def requests_since(self, person_id: int, since: datetime) -> list[datetime]:
+        """Creation times of the person's requests at or after `since`, oldest first."""
+        ...
+
+    async def change_status(
+        self,
+        request_id: int,
+        before: Status,
+        after: Status,
+        *,
+        actor: Member | None,
+        at: datetime,
+        response: str = "",
+    ) -> Request | None:
+        """Apply a transition only if the request is still `before`; None if someone was faster."""
+        ...
+
+    async def open_requests(self, topic: str | None = None, limit: int = 20) -> list[Request]: ...
+    async def requests_of(self, person_id: int) -> list[Request]:
+        """Active requests the person asked for or holds."""
+        ...
+
+    async def stale_requests(self, created_before: datetime, limit: int = 50) -> list[Request]:
+        """Open requests created at or before the cutoff, oldest first."""
+        ...
+
+    # volunteers
+    async def volunteer(self, person_id: int) -> Volunteer | None: ...
+    async def save_volunteer(
+        self, member: Member, topics: frozenset[str], paused_until: datetime | None
+    ) -> None: ...
+    async def remove_volunteer(self, person_id: int) -> None: ...
+    async def candidates(self, topics: Sequence[str]) -> list[Volunteer]:
+        """Volunteers sharing at least one topic, with their active claim counts."""
+        ...
+
+    async def mark_notified(self, person_ids: Sequence[int], at: datetime) -> None: ...
+
+    # outbox
+    async def enqueue(self, notices: Sequence[Outgoing], at: datetime) -> None: ...
+    async def relay_targets(self, request_id: int) -> list[RelayTarget]:
+        """Where the request was (or is being) posted."""
+        ...
+
+    async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
+        """Pending notices ready to send: the oldest of each channel, so order holds per channel."""
+        ...
+
+    async def mark_sent(self, notice: Notice, message_id: str | None, at: datetime) -> None: ...
+    async def mark_retry(self, notice: Notice, next_attempt_at: datetime, error: str) -> None: ...
+    async def mark_dead(self, notice: Notice, error: str, at: datetime) -> None: ...
+
+    # reminders
+    async def record_reminder_run(
+        self, platform: Platform, community_id: str, local_date: str, at: datetime
+    ) -> bool:
+        """True the first time for this community and local date; False afterwards."""
+        ...
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+    async def close(self) -> None: ...

@@ -1,0 +1,672 @@
+"""SqliteStore: the Store on one aiosqlite connection, with versioned migrations.
+
+One connection, one `asyncio.Lock` and `BEGIN IMMEDIATE` per transaction: aiosqlite runs
+statements in order on one thread, so coroutines sharing a connection would otherwise mix their
+transactions (one's rollback silently undoing another's insert). Commit and rollback are queued even
+when the awaiting task is cancelled, and the lock is held until they ran, so the connection never
+stays inside a transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+import aiosqlite
+
+from bot.errors import StoreError
+from bot.model import (
+    Community,
+    Member,
+    Notice,
+    NoticeKind,
+    Outgoing,
+    Platform,
+    Request,
+    Status,
+    Volunteer,
+)
+from storage.base import RelayTarget
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _ts(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered SQL files in storage/migrations, in order."""
+    folder = resources.files("storage") / "migrations"
+    found = [
+        (int(item.name.split("_", 1)[0]), item.read_text(encoding="utf-8"))
+        for item in folder.iterdir()
+        if item.name.endswith(".sql")
+    ]
+    return sorted(found)
+
+
+async def _settle(aw: Awaitable[T]) -> T:
+    """Await to completion even if the caller is cancelled meanwhile; re-raise the cancel after."""
+    task = asyncio.ensure_future(aw)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+
+_REQUEST_SELECT = """
+SELECT r.*, rm.display_name AS requester_name, cm.display_name AS claimer_name
+FROM requests r
+JOIN members rm ON rm.platform = r.requester_platform AND rm.community_id = r.requester_community
+               AND rm.user_id = r.requester_user
+LEFT JOIN members cm ON cm.platform = r.claimer_platform AND cm.community_id = r.claimer_community
+                    AND cm.user_id = r.claimer_user
+"""
+
+_VOLUNTEER_SELECT = """
+SELECT v.*, m.display_name,
+       (SELECT group_concat(t.topic, ' ') FROM volunteer_topics t WHERE t.person_id = v.person_id)
+           AS topics,
+       (SELECT COUNT(*) FROM requests r
+        WHERE r.claimer_person = v.person_id AND r.status = 'claimed') AS active_claims
+FROM volunteers v
+JOIN members m ON m.platform = v.platform AND m.community_id = v.community_id
+               AND m.user_id = v.user_id
+"""
+
+_TRANSITION_SQL: dict[Status, str] = {
+    Status.CLAIMED: """UPDATE requests SET status = 'claimed', claimer_platform = ?,
+        claimer_community = ?, claimer_user = ?, claimer_person = ?, claimed_at = ?, updated_at = ?
+        WHERE id = ? AND status = ? RETURNING id""",
+    Status.OPEN: """UPDATE requests SET status = 'open', claimer_platform = NULL,
+        claimer_community = NULL, claimer_user = NULL, claimer_person = NULL, claimed_at = NULL,
+        updated_at = ? WHERE id = ? AND status = ? RETURNING id""",
+    Status.DONE: """UPDATE requests SET status = 'done', response = ?, updated_at = ?
+        WHERE id = ? AND status = ? RETURNING id""",
+}
+# Cancelled and expired requests keep no claimer: the hold ended without a review.
+_END_SQL = """UPDATE requests SET status = ?, claimer_platform = NULL, claimer_community = NULL,
+    claimer_user = NULL, claimer_person = NULL, claimed_at = NULL, updated_at = ?
+    WHERE id = ? AND status = ? RETURNING id"""
+_CLAIM_END = {
+    Status.OPEN: "released",
+    Status.DONE: "done",
+    Status.CANCELLED: "cancelled",
+    Status.EXPIRED: "cancelled",
+}
+
+
+def _row_to_member(row: sqlite3.Row, prefix: str, name_column: str) -> Member:
+    return Member(
+        platform=Platform(row[f"{prefix}_platform"]),
+        community_id=row[f"{prefix}_community"],
+        user_id=row[f"{prefix}_user"],
+        display_name=row[name_column] or "",
+        person_id=row[f"{prefix}_person"],
+    )
+
+
+def _row_to_request(row: sqlite3.Row) -> Request:
+    created = _dt(row["created_at"])
+    updated = _dt(row["updated_at"])
+    assert created is not None  # noqa: S101 - NOT NULL column
+    assert updated is not None  # noqa: S101 - NOT NULL column
+    return Request(
+        id=row["id"],
+        link=row["link"],
+        topics=tuple(row["topics"].split()),
+        note=row["note"],
+        requester=_row_to_member(row, "requester", "requester_name"),
+        origin_channel_id=row["origin_channel_id"],
+        status=Status(row["status"]),
+        created_at=created,
+        updated_at=updated,
+        claimer=_row_to_member(row, "claimer", "claimer_name") if row["claimer_person"] else None,
+        claimed_at=_dt(row["claimed_at"]),
+        response=row["response"],
+    )
+
+
+def _row_to_volunteer(row: sqlite3.Row) -> Volunteer:
+    member = Member(
+        platform=Platform(row["platform"]),
+        community_id=row["community_id"],
+        user_id=row["user_id"],
+        display_name=row["display_name"],
+        person_id=row["person_id"],
+    )
+    return Volunteer(
+        person_id=row["person_id"],
+        member=member,
+        topics=frozenset((row["topics"] or "").split()),
+        max_open_claims=row["max_open_claims"],
+        paused_until=_dt(row["paused_until"]),
+        active_claims=row["active_claims"],
+        last_notified_at=_dt(row["last_notified_at"]),
+    )
+
+
+def _row_to_community(row: sqlite3.Row) -> Community:
+    return Community(
+        platform=Platform(row["platform"]),
+        community_id=row["community_id"],
+        name=row["name"],
+        review_channel_id=row["review_channel_id"],
+        timezone=row["timezone"],
+        reminder_time=row["reminder_time"],
+    )
+
+
+def _order_key(notice: Outgoing) -> str:
+    if notice.kind is NoticeKind.DIRECT:
+        return f"{notice.platform}:dm:{notice.user_id}"
+    return f"{notice.platform}:{notice.channel_id}"
+
+
+def _placeholders(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+class SqliteTransaction:
+    """The Transaction protocol over an open aiosqlite connection (inside BEGIN IMMEDIATE)."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return list(await self._db.execute_fetchall(sql, tuple(params)))
+
+    async def _one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        rows = await self._rows(sql, params)
+        return rows[0] if rows else None
+
+    async def _run(self, sql: str, params: Iterable[Any] = ()) -> None:
+        await self._db.execute(sql, tuple(params))
+
+    async def seen_event(self, event_key: str, at: datetime) -> bool:
+        rows = await self._rows(
+            "INSERT INTO inbound_events (event_key, received_at) VALUES (?, ?) "
+            "ON CONFLICT DO NOTHING RETURNING event_key",
+            (event_key, _ts(at)),
+        )
+        return not rows
+
+    async def member(self, member: Member, at: datetime) -> Member:
+        key = (member.platform, member.community_id, member.user_id)
+        row = await self._one(
+            "SELECT person_id, display_name FROM members "
+            "WHERE platform = ? AND community_id = ? AND user_id = ?",
+            key,
+        )
+        if row is None:
+            person = await self._one(
+                "INSERT INTO persons (created_at) VALUES (?) RETURNING id", (_ts(at),)
+            )
+            assert person is not None  # noqa: S101 - RETURNING always yields the row
+            person_id = int(person["id"])
+            await self._run(
+                "INSERT INTO members VALUES (?, ?, ?, ?, ?)", (*key, member.display_name, person_id)
+            )
+            name = member.display_name
+        else:
+            person_id, name = int(row["person_id"]), row["display_name"]
+            if member.display_name and member.display_name != name:
+                name = member.display_name
+                await self._run(
+                    "UPDATE members SET display_name = ? WHERE platform = ? "
+                    "AND community_id = ? AND user_id = ?",
+                    (name, *key),
+                )
+        return Member(
+            platform=member.platform,
+            community_id=member.community_id,
+            user_id=member.user_id,
+            display_name=name,
+            person_id=person_id,
+        )
+
+    async def community(self, platform: Platform, community_id: str) -> Community | None:
+        row = await self._one(
+            "SELECT * FROM communities WHERE platform = ? AND community_id = ?",
+            (platform, community_id),
+        )
+        return _row_to_community(row) if row else None
+
+    async def communities(self) -> list[Community]:
+        rows = await self._rows("SELECT * FROM communities ORDER BY platform, community_id")
+        return [_row_to_community(r) for r in rows]
+
+    async def save_community(self, community: Community) -> None:
+        await self._run(
+            "INSERT INTO communities VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+            "name = excluded.name, review_channel_id = excluded.review_channel_id, "
+            "timezone = excluded.timezone, reminder_time = excluded.reminder_time",
+            (
+                community.platform,
+                community.community_id,
+                community.name,
+                community.review_channel_id,
+                community.timezone,
+                community.reminder_time,
+            ),
+        )
+
+    async def add_request(
+        self,
+        *,
+        link: str,
+        topics: Sequence[str],
+        note: str,
+        requester: Member,
+        origin_channel_id: str,
+        at: datetime,
+    ) -> Request:
+        row = await self._one(
+            "INSERT INTO requests (link, topics, note, requester_platform, requester_community, "
+            "requester_user, requester_person, origin_channel_id, status, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?) RETURNING id",
+            (
+                link,
+                " ".join(topics),
+                note,
+                requester.platform,
+                requester.community_id,
+                requester.user_id,
+                requester.person_id,
+                origin_channel_id,
+                _ts(at),
+                _ts(at),
+            ),
+        )
+        assert row is not None  # noqa: S101 - RETURNING always yields the row
+        request = await self.request(int(row["id"]))
+        assert request is not None  # noqa: S101 - inserted just above
+        return request
+
+    async def request(self, request_id: int) -> Request | None:
+        row = await self._one(_REQUEST_SELECT + " WHERE r.id = ?", (request_id,))
+        return _row_to_request(row) if row else None
+
+    async def request_for_post(
+        self, platform: Platform, channel_id: str, message_id: str
+    ) -> int | None:
+        row = await self._one(
+            "SELECT request_id FROM relay_posts WHERE platform = ? AND channel_id = ? "
+            "AND message_id = ?",
+            (platform, channel_id, message_id),
+        )
+        return int(row["request_id"]) if row else None
+
+    async def recent_request(self, person_id: int, link: str, since: datetime) -> Request | None:
+        row = await self._one(
+            _REQUEST_SELECT + " WHERE r.requester_person = ? AND r.link = ? AND r.created_at >= ? "
+            "AND r.status IN ('open', 'claimed') ORDER BY r.id DESC LIMIT 1",
+            (person_id, link, _ts(since)),
+        )
+        return _row_to_request(row) if row else None
+
+    async def requests_since(self, person_id: int, since: datetime) -> list[datetime]:
+        rows = await self._rows(
+            "SELECT created_at FROM requests WHERE requester_person = ? AND created_at >= ? "
+            "ORDER BY created_at",
+            (person_id, _ts(since)),
+        )
+        return [datetime.fromisoformat(r["created_at"]) for r in rows]
+
+    async def change_status(
+        self,
+        request_id: int,
+        before: Status,
+        after: Status,
+        *,
+        actor: Member | None,
+        at: datetime,
+        response: str = "",
+    ) -> Request | None:
+        if after is Status.CLAIMED:
+            assert actor is not None  # noqa: S101 - a claim always has a claimer
+            params: tuple[Any, ...] = (
+                actor.platform,
+                actor.community_id,
+                actor.user_id,
+                actor.person_id,
+                _ts(at),
+                _ts(at),
+                request_id,
+                before,
+            )
+            changed = await self._rows(_TRANSITION_SQL[after], params)
+            if changed:
+                await self._run(
+                    "INSERT INTO claims (request_id, person_id, status, claimed_at) "
+                    "VALUES (?, ?, 'active', ?)",
+                    (request_id, actor.person_id, _ts(at)),
+                )
+        else:
+            if after is Status.OPEN:
+                sql, params = _TRANSITION_SQL[after], (_ts(at), request_id, before)
+            elif after is Status.DONE:
+                sql, params = _TRANSITION_SQL[after], (response, _ts(at), request_id, before)
+            else:
+                sql, params = _END_SQL, (after, _ts(at), request_id, before)
+            changed = await self._rows(sql, params)
+            if changed:
+                await self._run(
+                    "UPDATE claims SET status = ?, ended_at = ? "
+                    "WHERE request_id = ? AND status = 'active'",
+                    (_CLAIM_END[after], _ts(at), request_id),
+                )
+        return await self.request(request_id) if changed else None
+
+    async def open_requests(self, topic: str | None = None, limit: int = 20) -> list[Request]:
+        if topic is None:
+            rows = await self._rows(
+                _REQUEST_SELECT + " WHERE r.status = 'open' ORDER BY r.created_at LIMIT ?", (limit,)
+            )
+        else:
+            rows = await self._rows(
+                _REQUEST_SELECT + " WHERE r.status = 'open' AND (' ' || r.topics || ' ') LIKE ? "
+                "ORDER BY r.created_at LIMIT ?",
+                (f"% {topic} %", limit),
+            )
+        return [_row_to_request(r) for r in rows]
+
+    async def requests_of(self, person_id: int) -> list[Request]:
+        rows = await self._rows(
+            _REQUEST_SELECT + " WHERE r.status IN ('open', 'claimed') "
+            "AND (r.requester_person = ? OR r.claimer_person = ?) ORDER BY r.id",
+            (person_id, person_id),
+        )
+        return [_row_to_request(r) for r in rows]
+
+    async def stale_requests(self, created_before: datetime, limit: int = 50) -> list[Request]:
+        rows = await self._rows(
+            _REQUEST_SELECT + " WHERE r.status = 'open' AND r.created_at <= ? "
+            "ORDER BY r.created_at LIMIT ?",
+            (_ts(created_before), limit),
+        )
+        return [_row_to_request(r) for r in rows]
+
+    async def volunteer(self, person_id: int) -> Volunteer | None:
+        row = await self._one(_VOLUNTEER_SELECT + " WHERE v.person_id = ?", (person_id,))
+        return _row_to_volunteer(row) if row else None
+
+    async def save_volunteer(
+        self, member: Member, topics: frozenset[str], paused_until: datetime | None
+    ) -> None:
+        await self._run(
+            "INSERT INTO volunteers (person_id, platform, community_id, user_id, paused_until) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET platform = excluded.platform, "
+            "community_id = excluded.community_id, user_id = excluded.user_id, "
+            "paused_until = excluded.paused_until",
+            (
+                member.person_id,
+                member.platform,
+                member.community_id,
+                member.user_id,
+                _ts(paused_until) if paused_until else None,
+            ),
+        )
+        await self._run("DELETE FROM volunteer_topics WHERE person_id = ?", (member.person_id,))
+        await self._db.executemany(
+            "INSERT INTO volunteer_topics VALUES (?, ?)",
+            [(t, member.person_id) for t in sorted(topics)],
+        )
+
+    async def remove_volunteer(self, person_id: int) -> None:
+        await self._run("DELETE FROM volunteer_topics WHERE person_id = ?", (person_id,))
+        await self._run("DELETE FROM volunteers WHERE person_id = ?", (person_id,))
+
+    async def candidates(self, topics: Sequence[str]) -> list[Volunteer]:
+        if not topics:
+            return []
+        rows = await self._rows(
+            _VOLUNTEER_SELECT + " WHERE v.person_id IN (SELECT person_id FROM volunteer_topics "
+            f"WHERE topic IN ({_placeholders(topics)}))",
+            topics,
+        )
+        return [_row_to_volunteer(r) for r in rows]
+
+    async def mark_notified(self, person_ids: Sequence[int], at: datetime) -> None:
+        await self._run(
+            f"UPDATE volunteers SET last_notified_at = ? WHERE person_id IN "
+            f"({_placeholders(person_ids)})",
+            (_ts(at), *person_ids),
+        )
+
+    async def enqueue(self, notices: Sequence[Outgoing], at: datetime) -> None:
+        await self._db.executemany(
+            "INSERT INTO outbox (kind, platform, community_id, channel_id, user_id, text, "
+            "request_id, mentions, order_key, next_attempt_at, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    n.kind,
+                    n.platform,
+                    n.community_id,
+                    n.channel_id,
+                    n.user_id,
+                    n.text,
+                    n.request_id,
+                    " ".join(n.mentions),
+                    _order_key(n),
+                    _ts(at),
+                    _ts(at),
+                )
+                for n in notices
+            ],
+        )
+
+    async def relay_targets(self, request_id: int) -> list[RelayTarget]:
+        rows = await self._rows(
+            "SELECT DISTINCT platform, community_id, channel_id FROM outbox "
+            "WHERE request_id = ? AND kind = 'relay_post' AND status != 'dead' ORDER BY id",
+            (request_id,),
+        )
+        return [
+            RelayTarget(Platform(r["platform"]), r["community_id"], r["channel_id"]) for r in rows
+        ]
+
+    async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
+        rows = await self._rows(
+            "SELECT o.* FROM outbox o WHERE o.id IN (SELECT MIN(id) FROM outbox "
+            "WHERE status = 'pending' GROUP BY order_key) AND o.next_attempt_at <= ? "
+            "ORDER BY o.id LIMIT ?",
+            (_ts(now), limit),
+        )
+        return [await self._row_to_notice(r) for r in rows]
+
+    async def _row_to_notice(self, row: sqlite3.Row) -> Notice:
+        kind = NoticeKind(row["kind"])
+        request = await self.request(row["request_id"]) if row["request_id"] else None
+        message_id, covers_until = row["message_id"], 0
+        if kind is NoticeKind.POST_UPDATE:
+            post = await self._one(
+                "SELECT message_id FROM relay_posts WHERE request_id = ? AND platform = ? "
+                "AND channel_id = ?",
+                (row["request_id"], row["platform"], row["channel_id"]),
+            )
+            message_id = post["message_id"] if post else ""
+            last = await self._one(
+                "SELECT MAX(id) AS last FROM outbox WHERE status = 'pending' AND kind = ? "
+                "AND request_id = ? AND platform = ? AND channel_id = ?",
+                (kind, row["request_id"], row["platform"], row["channel_id"]),
+            )
+            covers_until = int(last["last"]) if last and last["last"] else row["id"]
+        return Notice(
+            id=row["id"],
+            kind=kind,
+            platform=Platform(row["platform"]),
+            community_id=row["community_id"],
+            channel_id=row["channel_id"],
+            user_id=row["user_id"],
+            message_id=message_id,
+            text=row["text"],
+            request=request,
+            mentions=tuple(row["mentions"].split()),
+            attempts=row["attempts"],
+            covers_until=covers_until,
+        )
+
+    async def mark_sent(self, notice: Notice, message_id: str | None, at: datetime) -> None:
+        await self._run(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, "
+            "attempts = attempts + 1 WHERE id = ?",
+            (_ts(at), message_id or "", notice.id),
+        )
+        if notice.kind is NoticeKind.POST_UPDATE and notice.request:
+            await self._run(
+                "UPDATE outbox SET status = 'sent', sent_at = ? WHERE status = 'pending' "
+                "AND kind = 'post_update' AND request_id = ? AND platform = ? AND channel_id = ? "
+                "AND id <= ?",
+                (
+                    _ts(at),
+                    notice.request.id,
+                    notice.platform,
+                    notice.channel_id,
+                    notice.covers_until,
+                ),
+            )
+        if notice.kind is NoticeKind.RELAY_POST and notice.request and message_id:
+            await self._run(
+                "INSERT OR IGNORE INTO relay_posts VALUES (?, ?, ?, ?, ?)",
+                (
+                    notice.request.id,
+                    notice.platform,
+                    notice.community_id,
+                    notice.channel_id,
+                    message_id,
+                ),
+            )
+
+    async def mark_retry(self, notice: Notice, next_attempt_at: datetime, error: str) -> None:
+        await self._run(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, "
+            "last_error = ? WHERE id = ?",
+            (_ts(next_attempt_at), error, notice.id),
+        )
+
+    async def mark_dead(self, notice: Notice, error: str, at: datetime) -> None:
+        await self._run(
+            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, sent_at = ?, "
+            "last_error = ? WHERE id = ?",
+            (_ts(at), error, notice.id),
+        )
+
+    async def record_reminder_run(
+        self, platform: Platform, community_id: str, local_date: str, at: datetime
+    ) -> bool:
+        rows = await self._rows(
+            "INSERT INTO reminder_runs VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING "
+            "RETURNING local_date",
+            (platform, community_id, local_date, _ts(at)),
+        )
+        return bool(rows)
+
+
+class SqliteStore:
+    """The store on one SQLite file (WAL, foreign keys, busy timeout)."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Self:
+        """Open (creating if needed) and migrate the database at `path`."""
+        try:
+            db = await aiosqlite.connect(str(path), isolation_level=None)
+        except sqlite3.Error as exc:
+            msg = f"cannot open the database at {path}: {exc}"
+            raise StoreError(msg) from exc
+        db.row_factory = sqlite3.Row
+        try:
+            for pragma in (
+                "journal_mode = WAL",
+                "synchronous = NORMAL",
+                "foreign_keys = ON",
+                "busy_timeout = 5000",
+            ):
+                await db.execute(f"PRAGMA {pragma}")
+            await _migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._db.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def schema_version(self) -> int:
+        async with self._lock:
+            return await _user_version(self._db)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                yield SqliteTransaction(self._db)
+            except BaseException:
+                # Queued even if BEGIN itself was cancelled mid-flight: it then runs after it.
+                await _settle(self._db.rollback())
+                raise
+            try:
+                await _settle(self._db.commit())
+            except sqlite3.Error:
+                await _settle(self._db.rollback())
+                raise
+
+
+async def _user_version(db: aiosqlite.Connection) -> int:
+    rows = list(await db.execute_fetchall("PRAGMA user_version"))
+    return int(rows[0][0])
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    current = await _user_version(db)
+    known = migrations()
+    newest = known[-1][0] if known else 0
+    if current > newest:
+        msg = f"the database is at schema version {current}, newer than this reviewrelay ({newest})"
+        raise StoreError(msg)
+    for number, sql in known:
+        if number <= current:
+            continue
+        log.info("applying migration %04d", number)
+        try:
+            await db.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+        except sqlite3.Error as exc:
+            await db.rollback()
+            msg = f"migration {number:04d} failed: {exc}"
+            raise StoreError(msg) from exc
