@@ -235,7 +235,7 @@ def view_submission_payload(
     api_app_id: str = APP_ID,
     bot_id: str = BOT_ID,
 ) -> JsonDict:
-    """``values`` is ``view.state.values``: ``{block_id: {action_id: {"type": ..., "value": ...}}}``."""
+    """``values`` is view.state.values: ``{block_id: {action_id: {"type": ..., "value": ...}}}``."""
     return {
         "type": "view_submission",
         "team": {"id": team_id, "domain": TEAM_DOMAIN},

@@ -1,0 +1,125 @@
+"""The outbox worker: retries with backoff, dead letters, per-channel order, 401 cut-off."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bot.delivery import MAX_ATTEMPTS, UNAUTHORIZED_LIMIT, DeliveryWorker
+from bot.errors import DeliveryError
+from bot.model import NoticeKind, Outgoing, Platform
+
+
+def _text(channel: str, text: str) -> Outgoing:
+    return Outgoing(
+        kind=NoticeKind.CHANNEL_TEXT,
+        platform=Platform.CONSOLE,
+        community_id="local",
+        channel_id=channel,
+        text=text,
+    )
+
+
+async def _enqueue(store, clock, *notices: Outgoing) -> None:
+    async with store.transaction() as tx:
+        await tx.enqueue(list(notices), clock.now())
+
+
+def _statuses(tmp_path) -> list[tuple[str, int, str]]:
+    with sqlite3.connect(tmp_path / "test.db") as raw:
+        return raw.execute("SELECT status, attempts, last_error FROM outbox ORDER BY id").fetchall()
+
+
+async def test_retryable_failure_waits_for_the_platform_hint(
+    store, clock, worker, sender, tmp_path
+):
+    """A 429 with retry_after=30 is retried after about 30 s, not before, and then delivered."""
+    await _enqueue(store, clock, _text("a", "hello"))
+    sender.failures.append(DeliveryError("ratelimited", retryable=True, retry_after=30))
+    await worker.drain()
+    assert sender.sent == []
+    clock.advance(seconds=29)
+    await worker.drain()
+    assert sender.sent == []
+    clock.advance(seconds=5)
+    await worker.drain()
+    assert [n.text for n in sender.sent] == ["hello"]
+    assert _statuses(tmp_path) == [("sent", 2, "ratelimited")]
+
+
+async def test_order_holds_per_channel_while_one_is_retried(store, clock, worker, sender):
+    """A later notice to the same channel waits for the earlier one; other channels go ahead."""
+    await _enqueue(store, clock, _text("a", "first"), _text("a", "second"), _text("b", "other"))
+    sender.failures.append(DeliveryError("503", retryable=True))
+    await worker.drain()
+    assert [n.text for n in sender.sent] == ["other"]
+    clock.advance(seconds=10)
+    await worker.drain()
+    assert [n.text for n in sender.sent] == ["other", "first", "second"]
+
+
+async def test_permanent_failure_is_dead_lettered(store, clock, worker, sender, tmp_path):
+    """A permanent error (channel gone) dead-letters the notice at once, with the reason."""
+    await _enqueue(store, clock, _text("gone", "x"))
+    sender.failures.append(DeliveryError("channel_not_found", retryable=False))
+    await worker.drain()
+    assert _statuses(tmp_path) == [("dead", 1, "channel_not_found")]
+    assert worker.stats["dead"] == 1
+
+
+async def test_gives_up_after_the_attempt_limit(store, clock, worker, sender, tmp_path):
+    """A notice that keeps failing is dead-lettered after MAX_ATTEMPTS, not retried forever."""
+    await _enqueue(store, clock, _text("a", "x"))
+    sender.failures.extend(DeliveryError("502", retryable=True) for _ in range(MAX_ATTEMPTS))
+    for _ in range(MAX_ATTEMPTS):
+        await worker.drain()
+        clock.advance(seconds=600)
+    [(status, attempts, error)] = _statuses(tmp_path)
+    assert (status, attempts) == ("dead", MAX_ATTEMPTS)
+    assert error.startswith("gave up")
+
+
+async def test_revoked_token_stops_calls_to_that_platform(store, clock, sender, tmp_path):
+    """After a few 401s the platform is not called again; the notices stay pending, not lost."""
+    other = type(sender)(Platform.SLACK)
+    worker = DeliveryWorker(
+        store=store, clock=clock, senders={Platform.CONSOLE: sender, Platform.SLACK: other}
+    )
+    await _enqueue(
+        store,
+        clock,
+        *(_text(f"c{i}", "x") for i in range(5)),
+        Outgoing(
+            kind=NoticeKind.CHANNEL_TEXT,
+            platform=Platform.SLACK,
+            community_id="T1",
+            channel_id="C1",
+            text="still works",
+        ),
+    )
+    sender.failures.extend(
+        DeliveryError("401", retryable=False, unauthorized=True) for _ in range(10)
+    )
+    await worker.drain()
+    clock.advance(seconds=600)
+    await worker.drain()
+    assert worker.disabled(Platform.CONSOLE)
+    calls = 10 - len(sender.failures)
+    assert UNAUTHORIZED_LIMIT <= calls <= 5  # one concurrent round at most, then no more calls
+    assert [n.text for n in other.sent] == ["still works"]
+    assert all(status == "pending" for status, _, _ in _statuses(tmp_path)[:5])
+
+
+async def test_a_sender_bug_is_retried_not_fatal(store, clock, worker, sender, tmp_path):
+    """An unexpected exception in a sender is logged and retried; the worker keeps going."""
+    await _enqueue(store, clock, _text("a", "x"))
+
+    async def broken(notice):
+        raise KeyError("oops")
+
+    original = sender.send
+    sender.send = broken
+    await worker.drain()
+    sender.send = original
+    clock.advance(seconds=5)
+    await worker.drain()
+    assert [n.text for n in sender.sent] == ["x"]

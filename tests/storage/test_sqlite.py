@@ -1,0 +1,221 @@
+"""SqliteStore on real files: atomic claims, isolation, cancellation, migrations, outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.errors import StoreError
+from bot.model import NoticeKind, Outgoing, Platform, Status
+from storage.sqlite import SqliteStore, migrations
+from tests.factories import member
+from tests.fakes.fake_clock import FakeClock
+
+
+async def _open_request(store: SqliteStore, clock: FakeClock) -> int:
+    async with store.transaction() as tx:
+        riley = await tx.member(member("riley"), clock.now())
+        request = await tx.add_request(
+            link="https://example.com/d",
+            topics=["python"],
+            note="",
+            requester=riley,
+            origin_channel_id="reviews",
+            at=clock.now(),
+        )
+    return request.id
+
+
+async def test_fifty_concurrent_claims_have_one_winner(store, clock):
+    """Fifty volunteers claiming one request at once: exactly one claim succeeds, none errors."""
+    request_id = await _open_request(store, clock)
+
+    async def claim(name: str):
+        async with store.transaction() as tx:
+            actor = await tx.member(member(name), clock.now())
+            return await tx.change_status(
+                request_id, Status.OPEN, Status.CLAIMED, actor=actor, at=clock.now()
+            )
+
+    results = await asyncio.gather(*(claim(f"v{i}") for i in range(50)))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    async with store.transaction() as tx:
+        final = await tx.request(request_id)
+    assert final is not None
+    assert final.status is Status.CLAIMED
+    assert final.claimer == winners[0].claimer
+
+
+def _count(path: Path, sql: str) -> int:
+    with sqlite3.connect(path) as raw:
+        return int(raw.execute(sql).fetchone()[0])
+
+
+async def test_a_failing_transaction_does_not_undo_the_others(store, clock, tmp_path):
+    """One transaction failing midway rolls back only its own writes."""
+
+    async def write(i: int) -> None:
+        async with store.transaction() as tx:
+            await tx.member(member(f"user{i}"), clock.now())
+            await asyncio.sleep(0)
+            if i == 7:
+                raise RuntimeError("boom")
+
+    results = await asyncio.gather(*(write(i) for i in range(20)), return_exceptions=True)
+    assert [i for i, r in enumerate(results) if isinstance(r, RuntimeError)] == [7]
+    db = tmp_path / "test.db"
+    assert _count(db, "SELECT COUNT(*) FROM members") == 19
+    assert _count(db, "SELECT COUNT(*) FROM members WHERE user_id = 'user7'") == 0
+    assert _count(db, "SELECT COUNT(*) FROM persons") == 19
+
+
+async def test_cancelled_transactions_leave_the_store_usable_and_atomic(store, clock, tmp_path):
+    """A thousand transactions cancelled at random points: each wrote all or nothing."""
+    rng = random.Random(7)
+
+    inside: set[int] = set()
+
+    async def write(i: int) -> None:
+        async with store.transaction() as tx:
+            inside.add(i)
+            try:
+                for part in range(3):
+                    await tx.seen_event(f"t{i}:{part}", clock.now())
+                    await asyncio.sleep(0)
+            finally:
+                inside.discard(i)
+
+    tasks = [asyncio.create_task(write(i)) for i in range(1000)]
+    while not all(t.done() for t in tasks):
+        for _ in range(rng.randrange(1, 12)):
+            await asyncio.sleep(0)
+        if inside and rng.random() < 0.5:
+            tasks[rng.choice(sorted(inside))].cancel()  # mid-transaction: the dangerous moment
+        else:
+            rng.choice(tasks).cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [r for r in results if not isinstance(r, asyncio.CancelledError | None)] == []
+
+    with sqlite3.connect(tmp_path / "test.db") as raw:
+        parts = raw.execute(
+            "SELECT substr(event_key, 1, instr(event_key, ':') - 1) AS t, COUNT(*) "
+            "FROM inbound_events GROUP BY t"
+        ).fetchall()
+    assert {count for _, count in parts} <= {3}
+    finished = sum(1 for t in tasks if not t.cancelled())
+    assert len(parts) >= finished
+    assert sum(1 for t in tasks if t.cancelled()) > 0
+    async with store.transaction() as tx:
+        assert await tx.seen_event("after", clock.now()) is False
+
+
+async def test_event_keys_survive_a_restart(tmp_path: Path, clock):
+    """An inbound event key recorded before a restart is still known after it."""
+    path = tmp_path / "keys.db"
+    async with await SqliteStore.open(path) as first, first.transaction() as tx:
+        assert await tx.seen_event("slack:Ev1", clock.now()) is False
+    async with await SqliteStore.open(path) as second, second.transaction() as tx:
+        assert await tx.seen_event("slack:Ev1", clock.now()) is True
+
+
+async def test_fresh_file_migrates_to_the_newest_schema(tmp_path: Path):
+    """A new database file ends at the newest migration's version with WAL and foreign keys on."""
+    async with await SqliteStore.open(tmp_path / "new.db") as store:
+        assert await store.schema_version() == migrations()[-1][0]
+    with sqlite3.connect(tmp_path / "new.db") as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_old_file_keeps_its_data_when_migrated(tmp_path: Path, clock):
+    """A file written at schema version 1 reopens at the newest version with its data intact."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as raw:
+        raw.executescript(migrations()[0][1] + "\nPRAGMA user_version = 1;")
+        raw.execute("INSERT INTO inbound_events VALUES ('old-key', '2026-01-01T00:00:00+00:00')")
+    async with await SqliteStore.open(path) as store:
+        assert await store.schema_version() == migrations()[-1][0]
+        async with store.transaction() as tx:
+            assert await tx.seen_event("old-key", clock.now()) is True
+
+
+async def test_newer_schema_is_refused(tmp_path: Path):
+    """A database from a newer reviewrelay is not opened (and not damaged)."""
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA user_version = 999")
+    with pytest.raises(StoreError, match="newer"):
+        await SqliteStore.open(path)
+
+
+async def test_due_notices_hand_out_one_per_channel_in_order(store, clock):
+    """Only the oldest pending notice of each channel is due, so a channel keeps its order."""
+    request_id = await _open_request(store, clock)
+    async with store.transaction() as tx:
+        await tx.enqueue(
+            [
+                Outgoing(
+                    kind=NoticeKind.RELAY_POST,
+                    platform=Platform.CONSOLE,
+                    community_id="local",
+                    channel_id="a",
+                    request_id=request_id,
+                ),
+                Outgoing(
+                    kind=NoticeKind.POST_UPDATE,
+                    platform=Platform.CONSOLE,
+                    community_id="local",
+                    channel_id="a",
+                    request_id=request_id,
+                ),
+                Outgoing(
+                    kind=NoticeKind.DIRECT,
+                    platform=Platform.CONSOLE,
+                    community_id="local",
+                    user_id="riley",
+                    text="hi",
+                ),
+            ],
+            clock.now(),
+        )
+        due = await tx.due_notices(clock.now(), 10)
+    assert [(n.kind, n.channel_id or n.user_id) for n in due] == [
+        (NoticeKind.RELAY_POST, "a"),
+        (NoticeKind.DIRECT, "riley"),
+    ]
+
+
+async def test_one_post_update_settles_the_edits_queued_before_it(store, clock):
+    """Pending edits of one post coalesce: sending the first marks the earlier-queued ones sent."""
+    request_id = await _open_request(store, clock)
+    update = Outgoing(
+        kind=NoticeKind.POST_UPDATE,
+        platform=Platform.CONSOLE,
+        community_id="local",
+        channel_id="a",
+        request_id=request_id,
+    )
+    async with store.transaction() as tx:
+        await tx.enqueue(
+            [
+                Outgoing(
+                    kind=NoticeKind.RELAY_POST,
+                    platform=Platform.CONSOLE,
+                    community_id="local",
+                    channel_id="a",
+                    request_id=request_id,
+                )
+            ],
+            clock.now(),
+        )
+        [post] = await tx.due_notices(clock.now(), 10)
+        await tx.mark_sent(post, "m1", clock.now())
+        await tx.enqueue([update, update, update], clock.now())
+        [first] = await tx.due_notices(clock.now(), 10)
+        assert first.message_id == "m1"
+        await tx.mark_sent(first, None, clock.now())
+        assert await tx.due_notices(clock.now(), 10) == []
