@@ -5,16 +5,18 @@ The only module of the core that knows concrete adapters and the SQLite store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from adapters.console import console
+from adapters.http import Check, HttpServer, ServesHttp
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher
 from bot.model import Platform
-from bot.ports import Clock, Sender, SystemClock
-from bot.reminders import DigestResult, run_digests
+from bot.ports import Adapter, Clock, Sender, SystemClock
+from bot.reminders import Reminders, SweepReport
 from bot.settings import Settings
 from storage.sqlite import SqliteStore
 
@@ -29,6 +31,7 @@ class Core:
     clock: Clock
     dispatcher: Dispatcher
     worker: DeliveryWorker
+    reminders: Reminders
 
 
 def build_core(
@@ -46,7 +49,10 @@ def build_core(
         platforms=senders.keys(),
         on_enqueue=worker.wake,
     )
-    return Core(store=store, clock=clock, dispatcher=dispatcher, worker=worker)
+    reminders = Reminders(
+        store=store, clock=clock, rules=settings.reminder_rules(), platforms=senders.keys()
+    )
+    return Core(store=store, clock=clock, dispatcher=dispatcher, worker=worker, reminders=reminders)
 
 
 def console_mode(settings: Settings) -> bool:
@@ -56,10 +62,16 @@ def console_mode(settings: Settings) -> bool:
 async def run(
     settings: Settings, lines: AsyncIterator[str] | None = None, clock: Clock | None = None
 ) -> None:
-    """`reviewrelay run`: the local console when no platform token is configured."""
-    if not console_mode(settings):
-        msg = "the Slack and Discord adapters are not part of this build yet"
-        raise NotImplementedError(msg)
+    """`reviewrelay run`: the local console without platform tokens, else serve the platforms."""
+    if console_mode(settings):
+        await run_console(settings, lines, clock)
+    else:
+        await serve(settings, platform_adapters(settings, clock or SystemClock()), clock)
+
+
+async def run_console(
+    settings: Settings, lines: AsyncIterator[str] | None = None, clock: Clock | None = None
+) -> None:
     async with await SqliteStore.open(settings.database_path) as store:
         core = build_core(settings, store, {Platform.CONSOLE: console.ConsoleSender()}, clock)
         await core.dispatcher.connect_community(console.COMMUNITY)
@@ -71,24 +83,108 @@ async def run(
         )
 
 
-async def remind(settings: Settings, clock: Clock | None = None) -> list[DigestResult]:
-    """`reviewrelay remind`: one digest sweep for every community, delivered, then return."""
+def platform_adapters(settings: Settings, clock: Clock) -> list[Adapter]:
+    """The Slack and Discord adapters the settings enable (imported only when enabled)."""
+    found: list[Adapter] = []
+    if settings.slack_enabled:
+        from adapters.slack import build_slack  # noqa: PLC0415 - load slack-bolt only when used
+
+        found.append(build_slack(settings, clock))
+    if settings.discord_enabled:
+        from adapters.discord import build_discord  # noqa: PLC0415 - load discord.py when used
+
+        found.append(build_discord(settings, clock))
+    return found
+
+
+async def serve(
+    settings: Settings,
+    adapters: Sequence[Adapter],
+    clock: Clock | None = None,
+    *,
+    started: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the platforms, the HTTP server, the delivery worker and the daily schedule until `stop`.
+
+    `started` is set once everything is up (tests and the benchmark wait on it).
+    """
     async with await SqliteStore.open(settings.database_path) as store:
-        senders: dict[Platform, Sender] = {}
+        core = build_core(settings, store, {a.platform: a.sender for a in adapters}, clock)
+        checks: dict[str, Check] = {"store": lambda: _store_ok(store)}
+        checks.update({str(a.platform): _connected(a) for a in adapters})
+        routes = [r for a in adapters if isinstance(a, ServesHttp) for r in a.routes()]
+        http = HttpServer(
+            host=settings.http_host, port=settings.http_port, checks=checks, routes=routes
+        )
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for adapter in adapters:
+                await adapter.start(core.dispatcher)
+            await http.start()
+            tasks = [
+                asyncio.create_task(core.worker.run(), name="delivery"),
+                asyncio.create_task(_daily(core), name="reminders"),
+            ]
+            if started is not None:
+                started.set()
+            await (stop or asyncio.Event()).wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await http.stop()
+            for adapter in reversed(adapters):
+                await adapter.stop()
+
+
+async def _store_ok(store: SqliteStore) -> bool:
+    await store.schema_version()
+    return True
+
+
+def _connected(adapter: Adapter) -> Check:
+    async def check() -> bool:
+        return adapter.connected
+
+    return check
+
+
+async def _daily(core: Core, interval: float = 60.0) -> None:
+    """Check once a minute whether a reminder time has come (each runs once a day)."""
+    while True:
+        try:
+            await core.reminders.run()
+            core.worker.wake()
+        except Exception:
+            log.exception("reminder round failed; trying again in %.0fs", interval)
+        await asyncio.sleep(interval)
+
+
+async def remind(
+    settings: Settings, clock: Clock | None = None, *, dry_run: bool = False
+) -> SweepReport:
+    """`reviewrelay remind`: one sweep for every community, delivered (unless a dry run)."""
+    async with await SqliteStore.open(settings.database_path) as store:
+        adapters = (
+            [] if console_mode(settings) else platform_adapters(settings, clock or SystemClock())
+        )
+        senders: dict[Platform, Sender] = {a.platform: a.sender for a in adapters}
         if console_mode(settings):
             senders[Platform.CONSOLE] = console.ConsoleSender()
         core = build_core(settings, store, senders, clock)
-        if console_mode(settings):
-            await core.dispatcher.connect_community(console.COMMUNITY)
-        results = await run_digests(
-            store=store,
-            clock=core.clock,
-            platforms=senders.keys(),
-            stale_after=settings.stale_after,
-            only_when_due=False,
-        )
-        await core.worker.drain()
-        return results
+        try:
+            if console_mode(settings):
+                await core.dispatcher.connect_community(console.COMMUNITY)
+            for adapter in adapters:
+                await adapter.start(core.dispatcher)
+            report = await core.reminders.run(only_when_due=False, dry_run=dry_run)
+            if not dry_run:
+                await core.worker.drain()
+            return report
+        finally:
+            for adapter in adapters:
+                await adapter.stop()
 
 
 async def upgrade(settings: Settings) -> int:

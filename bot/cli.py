@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from bot import app
 from bot.errors import ConfigError, StoreError
+from bot.reminders import SweepReport
 from bot.settings import Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -23,7 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the bot (the local console when no platform token is set)")
     sub.add_parser("console", help="run the local console, whatever tokens are set")
-    sub.add_parser("remind", help="send today's digest of stale requests once, then exit")
+    remind = sub.add_parser("remind", help="run today's reminders once (for cron), then exit")
+    remind.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be sent, without sending or recording it",
+    )
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply pending migrations")
     return parser
@@ -34,6 +40,21 @@ def _configure_logging(settings: Settings, *, quiet: bool) -> None:
     level = logging.WARNING if quiet else getattr(logging, settings.log_level)
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _print_report(report: SweepReport, *, dry_run: bool) -> None:
+    if dry_run:
+        for notice in report.notices:
+            target = notice.channel_id or f"DM {notice.user_id}"
+            text = notice.text or f"(edit of the post of request #{notice.request_id})"
+            print(f"[dry-run {notice.platform} {target}] {text}")  # noqa: T201 - CLI output
+    skipped = len(report.skipped)
+    print(  # noqa: T201 - CLI output
+        f"reminders: {sum(1 for _, n in report.digests if n)} digest(s), "
+        f"{len(report.nudged)} nudge(s), {len(report.released)} released, "
+        f"{len(report.expired)} expired; {skipped} community(ies) already had today's digest",
+        file=sys.stderr,
     )
 
 
@@ -53,13 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "run" | "console":
                 asyncio.run(app.run(settings))
             case "remind":
-                results = asyncio.run(app.remind(settings))
-                sent = sum(1 for r in results if r.sent and r.stale)
-                skipped = sum(1 for r in results if not r.sent)
-                print(  # noqa: T201 - CLI output
-                    f"reminders: {sent} digest(s) sent, {skipped} already sent today",
-                    file=sys.stderr,
-                )
+                report = asyncio.run(app.remind(settings, dry_run=args.dry_run))
+                _print_report(report, dry_run=args.dry_run)
             case "db":
                 version = asyncio.run(app.upgrade(settings))
                 print(f"database at schema version {version}")  # noqa: T201 - CLI output

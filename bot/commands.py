@@ -90,6 +90,18 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class Reopen:
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snooze:
+    """ "Still on it": the claimer asks not to be nudged for a while."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Done:
     request_id: int
     response: str = ""
@@ -118,13 +130,17 @@ Command = (
     | Release
     | Cancel
     | Done
+    | Reopen
+    | Snooze
     | Setup
     | Help
 )
-_BY_ID: dict[str, type[Claim | Release | Cancel]] = {
+_BY_ID: dict[str, type[Claim | Release | Cancel | Reopen | Snooze]] = {
     "claim": Claim,
     "release": Release,
     "cancel": Cancel,
+    "reopen": Reopen,
+    "snooze": Snooze,
 }
 _NO_LINK = "Add a link to what you want reviewed, e.g. /review https://example.com/draft."
 VERBS = (
@@ -139,6 +155,8 @@ VERBS = (
     "release",
     "cancel",
     "done",
+    "reopen",
+    "snooze",
     "setup",
     "help",
 )
@@ -292,7 +310,7 @@ def parse(text: str) -> Command | UsageError:
             return ListOpen(topics[0] if topics else None)
         case "mine":
             return Mine()
-        case "claim" | "release" | "cancel" | "done":
+        case "claim" | "release" | "cancel" | "done" | "reopen" | "snooze":
             request_id = _parse_id(rest, verb)
             if isinstance(request_id, UsageError):
                 return request_id

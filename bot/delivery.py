@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 BASE_DELAY = 1.0
 MAX_DELAY = 300.0
+_EDITS = frozenset({NoticeKind.POST_UPDATE, NoticeKind.TEXT_UPDATE})
 UNAUTHORIZED_LIMIT = 3  # after this many 401s a platform is not called again until restart
 
 
@@ -87,7 +88,7 @@ class DeliveryWorker:
 
     async def _deliver(self, notice: Notice) -> None:
         sender = self._senders[notice.platform]
-        if notice.kind is NoticeKind.POST_UPDATE and not notice.message_id:
+        if notice.kind in _EDITS and not notice.message_id:
             await self._dead(notice, "the post to edit was never delivered")
             return
         try:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot import commands, matching, texts
+from bot import commands, effects, matching, texts
 from bot.commands import Command, UsageError
 from bot.model import (
     ButtonAction,
@@ -26,7 +26,6 @@ from bot.model import (
     Platform,
     ReactionChanged,
     Reply,
-    Request,
     Status,
     Volunteer,
 )
@@ -62,6 +61,7 @@ _BUTTON_ACTIONS = {
     ButtonAction.DONE: Action.DONE,
 }
 _REPLIES = {
+    Action.REOPEN: texts.REOPENED,
     Action.CLAIM: texts.CLAIMED,
     Action.RELEASE: texts.RELEASED,
     Action.DONE: texts.COMPLETED,
@@ -84,6 +84,10 @@ class Dispatcher:
         self._rules = rules
         self._platforms = frozenset(platforms)  # only these have a sender: relay to them alone
         self._on_enqueue = on_enqueue
+
+    @property
+    def platforms(self) -> frozenset[Platform]:
+        return self._platforms
 
     async def handle(self, event: InboundEvent) -> Reply:
         """Apply one inbound event; the only entry point for adapters."""
@@ -217,6 +221,14 @@ class Dispatcher:
                 return await self._transition(
                     tx, member, request_id, Action.DONE, is_admin=event.is_admin, response=response
                 )
+            case commands.Reopen(request_id):
+                return await self._transition(
+                    tx, member, request_id, Action.REOPEN, is_admin=event.is_admin
+                )
+            case commands.Snooze(request_id):
+                if not await tx.snooze(request_id, member.person_id, now):
+                    raise _Refused(texts.NOT_YOURS_TO_SNOOZE.format(id=request_id))
+                return Reply(texts.SNOOZED.format(id=request_id))
             case commands.Setup():
                 return await self._setup(tx, event, command)
             case commands.Help():
@@ -284,7 +296,7 @@ class Dispatcher:
         posted = {(c.platform, c.community_id) for c in communities}
         # A volunteer whose community has no review channel still hears about it, privately.
         notices += [
-            self._direct(v.member, texts.relay_post_text(request))
+            effects.direct(v.member, texts.relay_post_text(request))
             for v in chosen
             if (v.member.platform, v.member.community_id) not in posted
             and v.member.platform in self._platforms
@@ -298,16 +310,6 @@ class Dispatcher:
             )
         return Reply(
             texts.ASKED.format(id=request.id, count=len(chosen), s=texts.plural(len(chosen)))
-        )
-
-    @staticmethod
-    def _direct(member: Member, text: str) -> Outgoing:
-        return Outgoing(
-            kind=NoticeKind.DIRECT,
-            platform=member.platform,
-            community_id=member.community_id,
-            user_id=member.user_id,
-            text=text,
         )
 
     async def _transition(
@@ -326,57 +328,19 @@ class Dispatcher:
         decision = decide(request, action, actor_person_id=member.person_id, is_admin=is_admin)
         if isinstance(decision, Refusal):
             raise _Refused(decision.reason)
-        now = self._clock.now()
-        updated = await tx.change_status(
-            request_id, decision.before, decision.after, actor=member, at=now, response=response
+        updated = await effects.apply(
+            tx,
+            request,
+            action,
+            decision,
+            actor=member,
+            now=self._clock.now(),
+            platforms=self._platforms,
+            response=response,
         )
         if updated is None:
             raise _Refused(texts.CHANGED_MEANWHILE.format(id=request_id))
-        notices = [
-            Outgoing(
-                kind=NoticeKind.POST_UPDATE,
-                platform=t.platform,
-                community_id=t.community_id,
-                channel_id=t.channel_id,
-                request_id=request_id,
-            )
-            for t in await tx.relay_targets(request_id)
-        ]
-        notices += self._tell_others(request, updated, member, action)
-        await tx.enqueue(notices, now)
         return Reply(_REPLIES[action].format(id=request_id, link=request.link))
-
-    def _tell_others(
-        self, before: Request, after: Request, actor: Member, action: Action
-    ) -> list[Outgoing]:
-        """The DMs a transition owes: the requester hears of claims, releases and reviews."""
-        name = texts.who(actor)
-        requester, claimer = before.requester, before.claimer
-        told: list[tuple[Member, str]] = []
-        if action is Action.CLAIM:
-            told.append(
-                (requester, texts.DM_CLAIMED.format(name=name, id=after.id, link=after.link))
-            )
-        elif action is Action.RELEASE:
-            told.append((requester, texts.DM_RELEASED.format(name=name, id=after.id)))
-        elif action is Action.DONE:
-            reviewer = texts.who(claimer) if claimer else name
-            template = texts.DM_DONE_RESPONSE if after.response else texts.DM_DONE
-            told.append(
-                (
-                    requester,
-                    template.format(
-                        name=reviewer, id=after.id, link=after.link, response=after.response
-                    ),
-                )
-            )
-        elif action is Action.CANCEL and claimer is not None:
-            told.append((claimer, texts.DM_CANCELLED_CLAIMER.format(id=after.id)))
-        return [
-            self._direct(m, text)
-            for m, text in told
-            if m.person_id != actor.person_id and m.platform in self._platforms
-        ]
 
     async def _setup(
         self, tx: Transaction, event: CommandReceived, command: commands.Setup

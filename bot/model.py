@@ -162,6 +162,7 @@ class NoticeKind(StrEnum):
     DIRECT = "direct"  # a private message to one member
     EPHEMERAL = "ephemeral"  # a reply only the member sees, in a channel
     CHANNEL_TEXT = "channel_text"  # plain text in a channel (the daily digest)
+    TEXT_UPDATE = "text_update"  # that text edited (the digest, as its requests get claimed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +180,7 @@ class Notice:
     request: Request | None = None
     mentions: tuple[str, ...] = field(default_factory=tuple)
     attempts: int = 0
+    digest_id: int | None = None
     covers_until: int = 0  # a post update also settles pending updates of that post up to this id
 
 
@@ -194,3 +196,4 @@ class Outgoing:
     text: str = ""
     request_id: int | None = None
     mentions: tuple[str, ...] = ()
+    digest_id: int | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
-from bot.model import Notice, Platform
+from bot.model import Community, InboundEvent, Notice, Platform, Reply
 
 
 class Clock(Protocol):
@@ -29,3 +29,26 @@ class Sender(Protocol):
     platform: Platform
 
     async def send(self, notice: Notice) -> str | None: ...
+
+
+class Inbox(Protocol):
+    """What an adapter feeds: the dispatcher's entry points."""
+
+    async def handle(self, event: InboundEvent) -> Reply: ...
+    async def connect_community(self, community: Community) -> None: ...
+
+
+class Adapter(Protocol):
+    """A platform connection: inbound events to the Inbox, notices out through `sender`.
+
+    `start` connects (and registers the communities it serves); `connected` feeds /healthz.
+    """
+
+    platform: Platform
+    sender: Sender
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def start(self, inbox: Inbox) -> None: ...
+    async def stop(self) -> None: ...

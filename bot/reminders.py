@@ -1,96 +1,225 @@
-"""The daily digest of stale requests: pure timing rules plus an idempotent run for the day.
+"""The daily reminders: a digest of stale requests per community, claim nudges, expiry.
 
-A row per (community, local date) is written in the transaction that enqueues the digest, so a
-second run on the same local day, in this process or another, sends nothing.
+Timing rules are pure functions; `Reminders.run` is the orchestration. A row per (community, local
+date), written in the transaction that enqueues the digest, makes each community's digest happen
+once a day across restarts and across processes; nudges and expiry run once a day for the whole
+store in the default time zone. A dry run does all the work in a transaction it rolls back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot import texts
-from bot.model import Community, NoticeKind, Outgoing, Platform
+from bot import effects, texts
+from bot.model import Community, NoticeKind, Outgoing, Platform, Request
 from bot.ports import Clock
-from storage.base import Store
+from bot.transitions import Action, Transition, decide
+from storage.base import Store, Transaction
 
 log = logging.getLogger(__name__)
 
+GLOBAL = "*"  # the reminder-run scope of nudges and expiry, which belong to no one community
+MAX_NUDGES = 2  # after this many ignored nudges the claim goes back to the queue
+SWEEP_LIMIT = 500  # per run; the rest follows the next day, keeping one run's transaction short
+WEEKEND = (5, 6)
 
-@dataclass(frozen=True, slots=True)
-class DigestResult:
-    community: Community
-    local_date: str
-    stale: int
-    sent: bool  # False when this local day's digest had already run
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReminderRules:
+    stale_after: timedelta
+    nudge_after: timedelta
+    expire_after: timedelta
+    business_days: bool = False
+    timezone: str = "UTC"
+    reminder_time: str = "09:00"
+
+
+@dataclass(slots=True)
+class SweepReport:
+    digests: list[tuple[Community, int]] = field(default_factory=list)  # community, stale count
+    skipped: list[Community] = field(default_factory=list)  # already had today's digest
+    nudged: list[int] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
+    notices: list[Outgoing] = field(default_factory=list)
 
 
 def local_date(now: datetime, timezone: str) -> str:
     return now.astimezone(ZoneInfo(timezone)).date().isoformat()
 
 
-def is_due(community: Community, now: datetime) -> bool:
-    """Whether the community's reminder time has come today, in its own time zone."""
-    local = now.astimezone(ZoneInfo(community.timezone))
-    hour, minute = map(int, community.reminder_time.split(":"))
-    return local.time() >= time(hour, minute)
+def is_due(timezone: str, reminder_time: str, now: datetime) -> bool:
+    """Whether the reminder time has come today, in that time zone."""
+    hour, minute = map(int, reminder_time.split(":"))
+    return now.astimezone(ZoneInfo(timezone)).time() >= time(hour, minute)
 
 
-def digest_text(lines: list[str]) -> str:
-    return "\n".join([texts.DIGEST_HEAD.format(count=len(lines)), *lines])
+def business_age(start: datetime, end: datetime, timezone: str) -> timedelta:
+    """Time between two moments, not counting Saturdays and Sundays in that time zone."""
+    zone = ZoneInfo(timezone)
+    total = timedelta()
+    cursor = start.astimezone(zone)
+    end = end.astimezone(zone)
+    while cursor < end:
+        next_day = datetime.combine(cursor.date() + timedelta(days=1), time(), zone)
+        segment_end = min(next_day, end)
+        if cursor.weekday() not in WEEKEND:
+            total += segment_end - cursor
+        cursor = segment_end
+    return total
 
 
-async def run_digests(
-    *,
-    store: Store,
-    clock: Clock,
-    platforms: Collection[Platform],
-    stale_after: timedelta,
-    only_when_due: bool = True,
-) -> list[DigestResult]:
-    """Enqueue today's digest for every community that has not had it yet.
+class _Recording:
+    """A Transaction that also keeps every notice enqueued, for reports and dry runs."""
 
-    With `only_when_due` (the in-process schedule) a community waits for its reminder time; cron's
-    `reviewrelay remind` passes False and lets cron choose the moment.
-    """
-    now = clock.now()
-    results = []
-    async with store.transaction() as tx:
-        communities = [
-            c for c in await tx.communities() if c.review_channel_id and c.platform in platforms
-        ]
-    for community in communities:
-        if only_when_due and not is_due(community, now):
-            continue
+    def __init__(self, tx: Transaction, into: list[Outgoing]) -> None:
+        self._tx = tx
+        self._into = into
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._tx, name)
+
+    async def enqueue(self, notices: list[Outgoing], at: datetime) -> None:
+        self._into.extend(notices)
+        await self._tx.enqueue(notices, at)
+
+
+class _DryRun(Exception):  # noqa: N818 - control flow: roll the sweep back
+    pass
+
+
+class Reminders:
+    def __init__(
+        self, *, store: Store, clock: Clock, rules: ReminderRules, platforms: Collection[Platform]
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._rules = rules
+        self._platforms = frozenset(platforms)
+
+    async def run(self, *, only_when_due: bool = True, dry_run: bool = False) -> SweepReport:
+        """One sweep. `only_when_due` waits for each reminder time (cron passes False)."""
+        report = SweepReport()
+        with contextlib.suppress(_DryRun):
+            async with self._store.transaction() as raw:
+                tx: Transaction = _Recording(raw, report.notices)  # type: ignore[assignment]
+                await self._sweep(tx, report, only_when_due=only_when_due)
+                if dry_run:
+                    raise _DryRun
+        return report
+
+    async def _sweep(self, tx: Transaction, report: SweepReport, *, only_when_due: bool) -> None:
+        now = self._clock.now()
+        rules = self._rules
+        if not only_when_due or is_due(rules.timezone, rules.reminder_time, now):
+            day = local_date(now, rules.timezone)
+            if await tx.record_reminder_run(GLOBAL, GLOBAL, day, now):
+                await self._expire(tx, now, report)
+                await self._nudge(tx, now, report)
+        for community in await tx.communities():
+            if not community.review_channel_id or community.platform not in self._platforms:
+                continue
+            if only_when_due and not is_due(community.timezone, community.reminder_time, now):
+                continue
+            await self._digest(tx, community, now, report)
+
+    async def _stale(
+        self, tx: Transaction, now: datetime, timezone: str
+    ) -> tuple[list[Request], int]:
+        """The oldest stale requests (at most a digest's worth) and how many more there are."""
+        cutoff = now - self._rules.stale_after
+        found = await tx.stale_requests(cutoff, limit=effects.DIGEST_MAX_ITEMS)
+        if self._rules.business_days:
+            # Business age grows with calendar age, so the survivors are a prefix of the list.
+            found = [
+                r
+                for r in found
+                if business_age(r.created_at, now, timezone) >= self._rules.stale_after
+            ]
+            if len(found) < effects.DIGEST_MAX_ITEMS:
+                return found, 0
+        return found, max(0, await tx.count_stale(cutoff) - len(found))
+
+    async def _digest(
+        self, tx: Transaction, community: Community, now: datetime, report: SweepReport
+    ) -> None:
         day = local_date(now, community.timezone)
-        async with store.transaction() as tx:
-            first = await tx.record_reminder_run(
-                community.platform, community.community_id, day, now
-            )
-            stale = await tx.stale_requests(now - stale_after) if first else []
-            if stale:
-                text = digest_text([texts.request_line(r, now) for r in stale])
+        if not await tx.record_reminder_run(community.platform, community.community_id, day, now):
+            report.skipped.append(community)
+            return
+        stale, more = await self._stale(tx, now, community.timezone)
+        report.digests.append((community, len(stale) + more))
+        if not stale:
+            return
+        channel = community.review_channel_id or ""
+        digest_id = await tx.save_digest(
+            platform=community.platform,
+            community_id=community.community_id,
+            local_date=day,
+            channel_id=channel,
+            request_ids=[r.id for r in stale],
+            at=now,
+        )
+        await tx.enqueue(
+            [
+                Outgoing(
+                    kind=NoticeKind.CHANNEL_TEXT,
+                    platform=community.platform,
+                    community_id=community.community_id,
+                    channel_id=channel,
+                    text=effects.digest_text(stale, now, more=more),
+                    digest_id=digest_id,
+                )
+            ],
+            now,
+        )
+        log.info(
+            "digest for %s/%s on %s: %d stale",
+            community.platform,
+            community.community_id,
+            day,
+            len(stale) + more,
+        )
+
+    async def _system(
+        self, tx: Transaction, request: Request, action: Action, now: datetime
+    ) -> bool:
+        decision = decide(request, action, actor_person_id=0, is_admin=True)
+        if not isinstance(decision, Transition):
+            return False
+        updated = await effects.apply(
+            tx, request, action, decision, actor=None, now=now, platforms=self._platforms
+        )
+        return updated is not None
+
+    async def _expire(self, tx: Transaction, now: datetime, report: SweepReport) -> None:
+        for request in await tx.stale_requests(now - self._rules.expire_after, SWEEP_LIMIT):
+            if await self._system(tx, request, Action.EXPIRE, now):
+                report.expired.append(request.id)
+
+    async def _nudge(self, tx: Transaction, now: datetime, report: SweepReport) -> None:
+        for due in await tx.claims_to_nudge(now - self._rules.nudge_after, SWEEP_LIMIT):
+            request, claimer = due.request, due.request.claimer
+            if claimer is None:
+                continue
+            if due.nudges >= MAX_NUDGES:
+                if await self._system(tx, request, Action.RELEASE, now):
+                    report.released.append(request.id)
+                continue
+            await tx.record_nudge(request.id, now)
+            report.nudged.append(request.id)
+            if claimer.platform in self._platforms:
+                days = max(1, (now - (request.claimed_at or now)).days)
                 await tx.enqueue(
                     [
-                        Outgoing(
-                            kind=NoticeKind.CHANNEL_TEXT,
-                            platform=community.platform,
-                            community_id=community.community_id,
-                            channel_id=community.review_channel_id or "",
-                            text=text,
+                        effects.direct(
+                            claimer, texts.NUDGE.format(id=request.id, link=request.link, days=days)
                         )
                     ],
                     now,
                 )
-        results.append(DigestResult(community, day, len(stale), first))
-        log.info(
-            "digest for %s/%s on %s: %s",
-            community.platform,
-            community.community_id,
-            day,
-            f"{len(stale)} stale" if first else "already sent today",
-        )
-    return results

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.dispatcher import Rules
 from bot.errors import ConfigError
+from bot.reminders import ReminderRules
 
 _SQLITE_PREFIX = "sqlite:///"
 
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
     timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
     reminder_time: Annotated[str, AfterValidator(_clock_time)] = "09:00"
     stale_after_hours: float = Field(default=24, ge=0)
+    stale_business_days: bool = False  # count a request's age on weekdays only
     claim_nudge_after_days: float = Field(default=3, ge=0)
     expire_after_days: float = Field(default=14, gt=0)
     claim_emoji: str = Field(default="eyes", min_length=1)
@@ -100,6 +102,16 @@ class Settings(BaseSettings):
     @property
     def stale_after(self) -> timedelta:
         return timedelta(hours=self.stale_after_hours)
+
+    def reminder_rules(self) -> ReminderRules:
+        return ReminderRules(
+            stale_after=self.stale_after,
+            nudge_after=timedelta(days=self.claim_nudge_after_days),
+            expire_after=timedelta(days=self.expire_after_days),
+            business_days=self.stale_business_days,
+            timezone=self.timezone,
+            reminder_time=self.reminder_time,
+        )
 
     def rules(self) -> Rules:
         return Rules(

@@ -17,6 +17,7 @@ HELP = (
     "/review pause <days> | resume: take a break from notifications\n"
     "/review list [#topic]: open requests | /review mine: your requests and claims\n"
     "/review claim|release|cancel <id>, /review done <id> [response]\n"
+    "/review snooze <id>: still on it | /review reopen <id>: reopen an expired request\n"
     "/review setup [tz=Europe/Berlin] [time=09:00]: make this channel the review channel (admins)\n"
     "React with :eyes: on a request to claim it and :white_check_mark: when you are done."
 )
@@ -51,6 +52,25 @@ NOT_CLAIMED = "Request #{id} is {status}, not claimed."
 NOT_CLAIMER = "Request #{id} is held by {name}; only they (or an admin) can do that."
 NOT_REQUESTER = "Only the person who asked (or an admin) can cancel request #{id}."
 NOT_ACTIVE = "Request #{id} is already {status}."
+NOT_REQUESTER_REOPEN = "Only the person who asked (or an admin) can reopen request #{id}."
+NOT_EXPIRED = "Request #{id} is {status}; only expired requests can be reopened."
+REOPENED = "Request #{id} is open again and back in the review channel."
+SNOOZED = "Noted: you are still on request #{id}; no reminders for a while."
+NOT_YOURS_TO_SNOOZE = "You do not hold request #{id}."
+
+NUDGE = (
+    "You claimed request #{id} ({link}) {days} days ago. Still on it? "
+    "/review done {id} [response] when finished, /review release {id} to hand it back, "
+    "or /review snooze {id} if you are still on it."
+)
+AUTO_RELEASED_CLAIMER = (
+    "Request #{id} went back to the queue after two reminders; thank you for looking at it."
+)
+AUTO_RELEASED_REQUESTER = "Request #{id} is open again: its reviewer could not get to it."
+EXPIRED_REQUESTER = (
+    "Request #{id} ({link}) expired after {days} days without a reviewer. "
+    "/review reopen {id} puts it back in the queue."
+)
 
 DM_CLAIMED = "{name} claimed your request #{id} ({link})."
 DM_RELEASED = "{name} released your request #{id}; it is open again."
@@ -59,6 +79,7 @@ DM_DONE_RESPONSE = "{name} finished reviewing your request #{id} ({link}): {resp
 DM_CANCELLED_CLAIMER = "Request #{id} that you held was cancelled by the requester."
 
 DIGEST_HEAD = "Waiting for a reviewer ({count}):"
+DIGEST_MORE = "…and {count} more: /review list"
 DIGEST_EMPTY = "Nothing is waiting for a reviewer."
 STATUS_WORDS = {
     Status.OPEN: "open",

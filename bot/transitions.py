@@ -2,7 +2,8 @@
 
 open --claim--> claimed --done--> done
   ^               |
-  +---release-----+          open|claimed --cancel--> cancelled;  open --expire--> expired
+  +---release-----+          open|claimed --cancel--> cancelled
+open --expire--> expired --reopen (requester)--> open
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Action(StrEnum):
     DONE = "done"
     CANCEL = "cancel"
     EXPIRE = "expire"
+    REOPEN = "reopen"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +75,9 @@ def decide(
             if status is not Status.OPEN:
                 return Refusal(texts.NOT_OPEN.format(id=request.id, status=status))
             return Transition(Status.OPEN, Status.EXPIRED)
+        case Action.REOPEN:
+            if not (is_requester or is_admin):
+                return Refusal(texts.NOT_REQUESTER_REOPEN.format(id=request.id))
+            if status is not Status.EXPIRED:
+                return Refusal(texts.NOT_EXPIRED.format(id=request.id, status=status))
+            return Transition(Status.EXPIRED, Status.OPEN)

@@ -16,6 +16,23 @@ from bot.model import Community, Member, Notice, Outgoing, Platform, Request, St
 
 
 @dataclass(frozen=True, slots=True)
+class Digest:
+    """A posted daily digest, kept so it can be edited as its requests get claimed."""
+
+    id: int
+    platform: Platform
+    community_id: str
+    channel_id: str
+    request_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimToNudge:
+    request: Request
+    nudges: int
+
+
+@dataclass(frozen=True, slots=True)
 class RelayTarget:
     platform: Platform
     community_id: str
@@ -82,6 +99,36 @@ class Transaction(Protocol):
         """Open requests created at or before the cutoff, oldest first."""
         ...
 
+    async def count_stale(self, created_before: datetime) -> int: ...
+    async def requests_by_ids(self, request_ids: Sequence[int]) -> list[Request]:
+        """The requests, in the order of the ids given (unknown ids skipped)."""
+        ...
+
+    # claims
+    async def claims_to_nudge(self, due_before: datetime, limit: int = 100) -> list[ClaimToNudge]:
+        """Active claims whose last nudge (or the claim itself) is at or before `due_before`."""
+        ...
+
+    async def record_nudge(self, request_id: int, at: datetime) -> None: ...
+    async def snooze(self, request_id: int, person_id: int, at: datetime) -> bool:
+        """Restart the nudge clock of the person's active claim; False if they hold none."""
+        ...
+
+    # digests
+    async def save_digest(
+        self,
+        *,
+        platform: Platform,
+        community_id: str,
+        local_date: str,
+        channel_id: str,
+        request_ids: Sequence[int],
+        at: datetime,
+    ) -> int: ...
+    async def digests_with(self, request_id: int, since: datetime) -> list[Digest]:
+        """Digests listing the request that were saved at or after `since`."""
+        ...
+
     # volunteers
     async def volunteer(self, person_id: int) -> Volunteer | None: ...
     async def save_volunteer(
@@ -110,7 +157,7 @@ class Transaction(Protocol):
 
     # reminders
     async def record_reminder_run(
-        self, platform: Platform, community_id: str, local_date: str, at: datetime
+        self, platform: str, community_id: str, local_date: str, at: datetime
     ) -> bool:
         """True the first time for this community and local date; False afterwards."""
         ...

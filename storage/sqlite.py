@@ -33,7 +33,7 @@ from bot.model import (
     Status,
     Volunteer,
 )
-from storage.base import RelayTarget
+from storage.base import ClaimToNudge, Digest, RelayTarget
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,6 +105,9 @@ _TRANSITION_SQL: dict[Status, str] = {
     Status.DONE: """UPDATE requests SET status = 'done', response = ?, updated_at = ?
         WHERE id = ? AND status = ? RETURNING id""",
 }
+# Reopening starts the request's clock again, so it is not stale or expired at once.
+_REOPEN_SQL = """UPDATE requests SET status = 'open', created_at = ?, updated_at = ?
+    WHERE id = ? AND status = ? RETURNING id"""
 # Cancelled and expired requests keep no claimer: the hold ended without a review.
 _END_SQL = """UPDATE requests SET status = ?, claimer_platform = NULL, claimer_community = NULL,
     claimer_user = NULL, claimer_person = NULL, claimed_at = NULL, updated_at = ?
@@ -364,7 +367,9 @@ class SqliteTransaction:
                     (request_id, actor.person_id, _ts(at)),
                 )
         else:
-            if after is Status.OPEN:
+            if before is Status.EXPIRED:
+                sql, params = _REOPEN_SQL, (_ts(at), _ts(at), request_id, before)
+            elif after is Status.OPEN:
                 sql, params = _TRANSITION_SQL[after], (_ts(at), request_id, before)
             elif after is Status.DONE:
                 sql, params = _TRANSITION_SQL[after], (response, _ts(at), request_id, before)
@@ -407,6 +412,79 @@ class SqliteTransaction:
             (_ts(created_before), limit),
         )
         return [_row_to_request(r) for r in rows]
+
+    async def count_stale(self, created_before: datetime) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) AS n FROM requests WHERE status = 'open' AND created_at <= ?",
+            (_ts(created_before),),
+        )
+        return int(row["n"]) if row else 0
+
+    async def requests_by_ids(self, request_ids: Sequence[int]) -> list[Request]:
+        if not request_ids:
+            return []
+        rows = await self._rows(
+            _REQUEST_SELECT + f" WHERE r.id IN ({_placeholders(request_ids)})", request_ids
+        )
+        by_id = {r.id: r for r in map(_row_to_request, rows)}
+        return [by_id[i] for i in request_ids if i in by_id]
+
+    async def claims_to_nudge(self, due_before: datetime, limit: int = 100) -> list[ClaimToNudge]:
+        rows = await self._rows(
+            "SELECT request_id, nudges FROM claims WHERE status = 'active' "
+            "AND COALESCE(nudged_at, claimed_at) <= ? ORDER BY claimed_at LIMIT ?",
+            (_ts(due_before), limit),
+        )
+        requests = await self.requests_by_ids([r["request_id"] for r in rows])
+        nudges = {r["request_id"]: int(r["nudges"]) for r in rows}
+        return [ClaimToNudge(request, nudges[request.id]) for request in requests]
+
+    async def record_nudge(self, request_id: int, at: datetime) -> None:
+        await self._run(
+            "UPDATE claims SET nudges = nudges + 1, nudged_at = ? "
+            "WHERE request_id = ? AND status = 'active'",
+            (_ts(at), request_id),
+        )
+
+    async def snooze(self, request_id: int, person_id: int, at: datetime) -> bool:
+        rows = await self._rows(
+            "UPDATE claims SET nudges = 0, nudged_at = ? WHERE request_id = ? AND person_id = ? "
+            "AND status = 'active' RETURNING id",
+            (_ts(at), request_id, person_id),
+        )
+        return bool(rows)
+
+    async def save_digest(
+        self,
+        *,
+        platform: Platform,
+        community_id: str,
+        local_date: str,
+        channel_id: str,
+        request_ids: Sequence[int],
+        at: datetime,
+    ) -> int:
+        row = await self._one(
+            "INSERT INTO digests (platform, community_id, local_date, channel_id, request_ids, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (platform, community_id, local_date, channel_id, " ".join(map(str, request_ids)),
+             _ts(at)),
+        )
+        assert row is not None  # noqa: S101 - RETURNING always yields the row
+        return int(row["id"])
+
+    async def digests_with(self, request_id: int, since: datetime) -> list[Digest]:
+        rows = await self._rows(
+            "SELECT * FROM digests WHERE created_at >= ? "
+            "AND (' ' || request_ids || ' ') LIKE ? ORDER BY id",
+            (_ts(since), f"% {request_id} %"),
+        )
+        return [
+            Digest(id=r["id"], platform=Platform(r["platform"]), community_id=r["community_id"],
+                   channel_id=r["channel_id"],
+                   request_ids=tuple(int(i) for i in r["request_ids"].split()))
+            for r in rows
+        ]
 
     async def volunteer(self, person_id: int) -> Volunteer | None:
         row = await self._one(_VOLUNTEER_SELECT + " WHERE v.person_id = ?", (person_id,))
@@ -458,8 +536,8 @@ class SqliteTransaction:
     async def enqueue(self, notices: Sequence[Outgoing], at: datetime) -> None:
         await self._db.executemany(
             "INSERT INTO outbox (kind, platform, community_id, channel_id, user_id, text, "
-            "request_id, mentions, order_key, next_attempt_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "request_id, mentions, order_key, next_attempt_at, created_at, digest_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     n.kind,
@@ -473,6 +551,7 @@ class SqliteTransaction:
                     _order_key(n),
                     _ts(at),
                     _ts(at),
+                    n.digest_id,
                 )
                 for n in notices
             ],
@@ -514,6 +593,11 @@ class SqliteTransaction:
                 (kind, row["request_id"], row["platform"], row["channel_id"]),
             )
             covers_until = int(last["last"]) if last and last["last"] else row["id"]
+        elif kind is NoticeKind.TEXT_UPDATE and row["digest_id"]:
+            digest = await self._one(
+                "SELECT message_id FROM digests WHERE id = ?", (row["digest_id"],)
+            )
+            message_id = digest["message_id"] if digest else ""
         return Notice(
             id=row["id"],
             kind=kind,
@@ -522,6 +606,7 @@ class SqliteTransaction:
             channel_id=row["channel_id"],
             user_id=row["user_id"],
             message_id=message_id,
+            digest_id=row["digest_id"],
             text=row["text"],
             request=request,
             mentions=tuple(row["mentions"].split()),
@@ -547,6 +632,10 @@ class SqliteTransaction:
                     notice.channel_id,
                     notice.covers_until,
                 ),
+            )
+        if notice.kind is NoticeKind.CHANNEL_TEXT and notice.digest_id and message_id:
+            await self._run(
+                "UPDATE digests SET message_id = ? WHERE id = ?", (message_id, notice.digest_id)
             )
         if notice.kind is NoticeKind.RELAY_POST and notice.request and message_id:
             await self._run(
@@ -575,7 +664,7 @@ class SqliteTransaction:
         )
 
     async def record_reminder_run(
-        self, platform: Platform, community_id: str, local_date: str, at: datetime
+        self, platform: str, community_id: str, local_date: str, at: datetime
     ) -> bool:
         rows = await self._rows(
             "INSERT INTO reminder_runs VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING "

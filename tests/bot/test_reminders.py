@@ -1,31 +1,62 @@
-"""The daily digest: stale selection, time zones, and exactly once per local day."""
+"""Daily reminders: time zones and DST, exactly once across restarts and processes, business days,
+the digest edited in place, claim nudges with auto-release, expiry and reopening."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import pytest
+
+from bot.dispatcher import Dispatcher, Rules
 from bot.model import Community, NoticeKind, Platform
-from bot.reminders import is_due, local_date, run_digests
-from tests.factories import command
+from bot.reminders import ReminderRules, Reminders, business_age, is_due, local_date
+from storage.sqlite import SqliteStore
+from tests.factories import command, reaction
+from tests.fakes.fake_clock import FakeClock
 
-STALE = timedelta(hours=24)
+RULES = ReminderRules(
+    stale_after=timedelta(hours=24), nudge_after=timedelta(days=3), expire_after=timedelta(days=14)
+)
 
 
-def _community(tz: str = "UTC", at: str = "09:00") -> Community:
-    return Community(
-        platform=Platform.CONSOLE,
-        community_id="local",
-        review_channel_id="reviews",
-        timezone=tz,
-        reminder_time=at,
-    )
+@pytest.fixture(autouse=True)
+def _after_the_reminder_time(clock):
+    """Start these tests at 10:00 UTC, after the default 09:00 reminder time."""
+    clock.set(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+
+
+def reminders(store, clock, rules: ReminderRules = RULES) -> Reminders:
+    return Reminders(store=store, clock=clock, rules=rules, platforms={Platform.CONSOLE})
+
+
+async def _set_timezone(store, tz: str, at: str = "09:00") -> None:
+    async with store.transaction() as tx:
+        await tx.save_community(
+            Community(
+                platform=Platform.CONSOLE,
+                community_id="local",
+                review_channel_id="reviews",
+                timezone=tz,
+                reminder_time=at,
+            )
+        )
+
+
+async def _ask(dispatcher, clock, link: str, who: str = "riley") -> None:
+    reply = await dispatcher.handle(command(f"{link} #python", who, at=clock.now()))
+    assert reply.text.startswith("Request #")
+
+
+def _digests(sender):
+    return [n for n in sender.sent if n.kind is NoticeKind.CHANNEL_TEXT]
 
 
 def test_due_in_the_communitys_own_time_zone():
     """09:00 in Berlin is 08:00 UTC in winter: due at 08:00 UTC, not at 07:59."""
-    berlin = _community("Europe/Berlin")
-    assert not is_due(berlin, datetime(2026, 11, 27, 7, 59, tzinfo=UTC))
-    assert is_due(berlin, datetime(2026, 11, 27, 8, 0, tzinfo=UTC))
+    assert not is_due("Europe/Berlin", "09:00", datetime(2026, 11, 27, 7, 59, tzinfo=UTC))
+    assert is_due("Europe/Berlin", "09:00", datetime(2026, 11, 27, 8, 0, tzinfo=UTC))
 
 
 def test_local_date_follows_the_time_zone():
@@ -35,26 +66,27 @@ def test_local_date_follows_the_time_zone():
     assert local_date(at, "UTC") == "2026-11-28"
 
 
+def test_business_age_skips_the_weekend():
+    """Friday 17:00 to Monday 09:00 is 16 business hours, not 64."""
+    friday = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)
+    monday = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    assert business_age(friday, monday, "UTC") == timedelta(hours=16)
+
+
 async def test_digest_lists_stale_requests_once_a_day(dispatcher, worker, sender, store, clock):
-    """One digest per local day lists the requests unclaimed for a day; a rerun sends nothing."""
-    await dispatcher.handle(command("https://example.com/old #python", "riley", at=clock.now()))
+    """One digest per local day lists requests unclaimed for a day; a rerun sends nothing."""
+    await _ask(dispatcher, clock, "https://example.com/old")
     clock.advance(hours=20)
-    await dispatcher.handle(command("https://example.com/new", "riley", at=clock.now()))
+    await _ask(dispatcher, clock, "https://example.com/new")
     clock.advance(hours=5)
     await worker.drain()
     sender.sent.clear()
-    first = await run_digests(
-        store=store, clock=clock, platforms={Platform.CONSOLE}, stale_after=STALE
-    )
+    first = await reminders(store, clock).run()
+    again = await reminders(store, clock).run()
     await worker.drain()
-    again = await run_digests(
-        store=store, clock=clock, platforms={Platform.CONSOLE}, stale_after=STALE
-    )
-    await worker.drain()
-    assert [(r.sent, r.stale) for r in first] == [(True, 1)]
-    assert [r.sent for r in again] == [False]
-    [digest] = sender.sent
-    assert digest.kind is NoticeKind.CHANNEL_TEXT
+    assert [n for _, n in first.digests] == [1]
+    assert len(again.skipped) == 1
+    [digest] = _digests(sender)
     assert "https://example.com/old" in digest.text
     assert "https://example.com/new" not in digest.text
 
@@ -62,23 +94,190 @@ async def test_digest_lists_stale_requests_once_a_day(dispatcher, worker, sender
 async def test_nothing_is_posted_when_nothing_is_stale(dispatcher, worker, sender, store, clock):
     """No stale request, no digest message (but the day still counts as done)."""
     clock.advance(hours=2)
-    results = await run_digests(
-        store=store, clock=clock, platforms={Platform.CONSOLE}, stale_after=STALE
-    )
+    report = await reminders(store, clock).run()
     await worker.drain()
-    assert [(r.sent, r.stale) for r in results] == [(True, 0)]
+    assert [n for _, n in report.digests] == [0]
     assert sender.sent == []
 
 
-async def test_not_before_the_reminder_time(dispatcher, store, clock):
-    """The in-process schedule waits for the community's reminder time."""
-    clock.set(datetime(2026, 11, 27, 8, 59, tzinfo=UTC))
-    assert (
-        await run_digests(store=store, clock=clock, platforms={Platform.CONSOLE}, stale_after=STALE)
-        == []
+@pytest.mark.parametrize(("start", "sent"), [("08:59", 0), ("09:01", 1)])
+async def test_restart_before_and_after_the_reminder_time(  # noqa: PLR0917 - fixtures
+    dispatcher, worker, sender, store, clock, start, sent
+):
+    """A process started at 08:59 waits for 09:00; one started at 09:01 catches up at once."""
+    await _ask(dispatcher, clock, "https://example.com/a")
+    hour, minute = map(int, start.split(":"))
+    clock.set(datetime(2026, 11, 25, hour, minute, tzinfo=UTC))
+    await reminders(store, clock).run()
+    await worker.drain()
+    assert len(_digests(sender)) == sent
+    clock.set(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    await reminders(store, clock).run()
+    await worker.drain()
+    assert len(_digests(sender)) == 1
+
+
+@pytest.mark.parametrize(
+    ("tz", "first_day"),
+    [
+        ("Europe/Berlin", datetime(2026, 3, 24, tzinfo=UTC)),  # DST starts 2026-03-29
+        ("Europe/Berlin", datetime(2026, 10, 20, tzinfo=UTC)),  # DST ends 2026-10-25
+        ("America/New_York", datetime(2026, 3, 3, tzinfo=UTC)),  # DST starts 2026-03-08
+        ("America/New_York", datetime(2026, 10, 27, tzinfo=UTC)),  # DST ends 2026-11-01
+    ],
+)
+async def test_a_week_across_a_dst_change_has_one_digest_a_day(
+    store, worker, sender, tz, first_day
+):
+    """Ticking every 10 minutes for 9 days across a DST switch gives one digest per local day,
+    each at 09:00 local time."""
+    clock = FakeClock(first_day)
+    dispatcher = Dispatcher(
+        store=store, clock=clock, rules=Rules(requests_per_hour=1000), platforms=[Platform.CONSOLE]
     )
-    clock.set(datetime(2026, 11, 27, 9, 1, tzinfo=UTC))
-    results = await run_digests(
-        store=store, clock=clock, platforms={Platform.CONSOLE}, stale_after=STALE
+    await _set_timezone(store, tz)
+    worker._clock = clock  # the worker reads time for retries only; keep it on the same clock
+    await _ask(dispatcher, clock, "https://example.com/never-claimed")
+    sweeps = reminders(
+        store,
+        clock,
+        ReminderRules(
+            stale_after=timedelta(0),
+            nudge_after=timedelta(days=99),
+            expire_after=timedelta(days=99),
+        ),
     )
-    assert [r.local_date for r in results] == ["2026-11-27"]
+    local_times = []
+    for _ in range(9 * 24 * 6):
+        clock.advance(minutes=10)
+        report = await sweeps.run()
+        local_times += [clock.now() for _, count in report.digests if count]
+    seen = [t.astimezone(ZoneInfo(tz)) for t in local_times]
+    days = [t.date() for t in seen]
+    assert days == sorted(set(days))  # never twice on one local day
+    assert days == [days[0] + timedelta(days=i) for i in range(len(days))]  # and never skipped
+    assert len(days) >= 9
+    assert all((t.hour, t.minute) == (9, 0) for t in seen[1:])
+
+
+async def test_two_schedulers_on_one_database_send_one_digest(  # noqa: PLR0917 - fixtures
+    tmp_path, clock, dispatcher, store, worker, sender
+):
+    """Two processes racing on one database file record and enqueue the digest once."""
+    await _ask(dispatcher, clock, "https://example.com/a")
+    clock.advance(days=2)
+    other = await SqliteStore.open(tmp_path / "test.db")
+    try:
+        reports = await asyncio.gather(
+            *(reminders(s, clock).run() for s in (store, other, store, other))
+        )
+    finally:
+        await other.close()
+    await worker.drain()
+    assert sum(1 for r in reports for _, count in r.digests if count) == 1
+    assert len(_digests(sender)) == 1
+
+
+async def test_business_days_keep_a_friday_request_fresh_on_monday(store, worker, sender):
+    """Asked Friday 15:00 with a 24 h limit: not stale on Monday 09:00 counting business days."""
+    clock = FakeClock(datetime(2026, 11, 27, 15, 0, tzinfo=UTC))
+    dispatcher = Dispatcher(store=store, clock=clock, rules=Rules(), platforms=[Platform.CONSOLE])
+    await _set_timezone(store, "UTC")
+    await _ask(dispatcher, clock, "https://example.com/friday")
+    clock.set(datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
+    business = ReminderRules(
+        stale_after=timedelta(hours=24),
+        nudge_after=timedelta(days=9),
+        expire_after=timedelta(days=14),
+        business_days=True,
+    )
+    monday = await reminders(store, clock, business).run()
+    assert [n for _, n in monday.digests] == [0]
+    clock.set(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    tuesday = await reminders(store, clock, business).run()
+    assert [n for _, n in tuesday.digests] == [1]
+
+
+async def test_digest_is_edited_in_place_after_a_claim(dispatcher, worker, sender, store, clock):
+    """Claiming a request listed in today's digest edits that digest message, not a new one."""
+    await _ask(dispatcher, clock, "https://example.com/a")
+    await worker.drain()
+    clock.advance(days=1, hours=2)
+    await reminders(store, clock).run()
+    await worker.drain()
+    [digest] = _digests(sender)
+    await dispatcher.handle(reaction("m1", "eyes", "vera", at=clock.now()))
+    await worker.drain()
+    [edit] = [n for n in sender.sent if n.kind is NoticeKind.TEXT_UPDATE]
+    assert edit.message_id == "m2"  # the digest's own message id (m1 is the relay post)
+    assert "claimed by vera" in edit.text
+    assert digest.text != edit.text
+
+
+async def test_nudge_then_second_nudge_then_auto_release(dispatcher, worker, sender, store, clock):
+    """A quiet claim gets a nudge after 3 days, another after 6, and is released after 9."""
+    await _ask(dispatcher, clock, "https://example.com/a")
+    await dispatcher.handle(command("claim 1", "vera", at=clock.now()))
+    await worker.drain()
+    sender.sent.clear()
+    for day in range(1, 10):
+        clock.advance(days=1)
+        await reminders(store, clock).run()
+        await worker.drain()
+        nudges = [n for n in sender.sent if n.kind is NoticeKind.DIRECT and n.user_id == "vera"]
+        if day in (3, 6):
+            assert "Still on it?" in nudges[-1].text
+    to_vera = [n.text for n in sender.sent if n.kind is NoticeKind.DIRECT and n.user_id == "vera"]
+    to_riley = [n.text for n in sender.sent if n.kind is NoticeKind.DIRECT and n.user_id == "riley"]
+    assert sum("Still on it?" in t for t in to_vera) == 2
+    assert any("went back to the queue" in t for t in to_vera)
+    assert any("is open again" in t for t in to_riley)
+    listed = await dispatcher.handle(command("list", "sam", at=clock.now()))
+    assert "#1 " in listed.text
+
+
+async def test_snooze_restarts_the_nudge_clock(dispatcher, worker, sender, store, clock):
+    """ "Still on it" (snooze) after the first nudge means no second nudge three days later."""
+    await _ask(dispatcher, clock, "https://example.com/a")
+    await dispatcher.handle(command("claim 1", "vera", at=clock.now()))
+    clock.advance(days=3, hours=1)
+    await reminders(store, clock).run()
+    clock.advance(hours=1)
+    reply = await dispatcher.handle(command("snooze 1", "vera", at=clock.now()))
+    assert reply.text.startswith("Noted")
+    clock.advance(days=2, hours=23)
+    report = await reminders(store, clock).run()
+    assert report.nudged == []
+    refused = await dispatcher.handle(command("snooze 1", "sam", at=clock.now()))
+    assert refused.text == "You do not hold request #1."
+
+
+async def test_expiry_tells_the_requester_who_can_reopen(dispatcher, worker, sender, store, clock):
+    """An open request older than the expiry limit expires; `reopen` puts it back."""
+    await _ask(dispatcher, clock, "https://example.com/a")
+    clock.advance(days=15)
+    report = await reminders(store, clock).run()
+    await worker.drain()
+    assert report.expired == [1]
+    [told] = [n for n in sender.sent if n.kind is NoticeKind.DIRECT and n.user_id == "riley"]
+    assert "/review reopen 1" in told.text
+    refused = await dispatcher.handle(command("reopen 1", "sam", at=clock.now()))
+    assert refused.text == "Only the person who asked (or an admin) can reopen request #1."
+    reply = await dispatcher.handle(command("reopen 1", "riley", at=clock.now()))
+    assert reply.text == "Request #1 is open again and back in the review channel."
+    clock.advance(days=1)
+    assert (await reminders(store, clock).run()).expired == []
+
+
+async def test_dry_run_sends_and_records_nothing(dispatcher, worker, sender, store, clock):
+    """A dry run reports the digest it would send, and a real run afterwards still sends it."""
+    await _ask(dispatcher, clock, "https://example.com/a")
+    await worker.drain()
+    clock.advance(days=2)
+    dry = await reminders(store, clock).run(dry_run=True)
+    await worker.drain()
+    assert any(n.kind is NoticeKind.CHANNEL_TEXT for n in dry.notices)
+    assert _digests(sender) == []
+    await reminders(store, clock).run()
+    await worker.drain()
+    assert len(_digests(sender)) == 1

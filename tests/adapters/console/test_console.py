@@ -85,7 +85,7 @@ def test_state_survives_a_restart_and_remind_runs_once_a_day(tmp_path: Path):
     assert "[#reviews] Waiting for a reviewer (1):" in first.stdout
     assert "https://example.com/a" in first.stdout
     assert second.stdout == ""
-    assert "already sent today" in second.stderr
+    assert "1 community(ies) already had today's digest" in second.stderr
 
 
 def test_bad_setting_exits_2_with_one_line(tmp_path: Path):

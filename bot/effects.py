@@ -1,0 +1,127 @@
+"""What a state change owes everyone else: post edits, digest edits and DMs, as outbox rows.
+
+Shared by the dispatcher (people acting) and the reminders (the bot acting: expiry, auto-release),
+so a request changes state one way only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+
+from bot import texts
+from bot.model import Member, NoticeKind, Outgoing, Platform, Request
+from bot.transitions import Action, Transition
+from storage.base import Transaction
+
+DIGEST_MAX_ITEMS = 25
+DIGEST_EDIT_WINDOW = timedelta(hours=24)  # a digest is edited while it is today's news
+
+
+def direct(member: Member, text: str) -> Outgoing:
+    return Outgoing(
+        kind=NoticeKind.DIRECT,
+        platform=member.platform,
+        community_id=member.community_id,
+        user_id=member.user_id,
+        text=text,
+    )
+
+
+def digest_text(requests: list[Request], now: datetime, *, more: int = 0) -> str:
+    lines = [texts.DIGEST_HEAD.format(count=len(requests) + more)]
+    lines += [texts.request_line(r, now) for r in requests]
+    if more:
+        lines.append(texts.DIGEST_MORE.format(count=more))
+    return "\n".join(lines)
+
+
+def _messages(
+    action: Action, before: Request, after: Request, actor: Member | None
+) -> list[tuple[Member, str]]:
+    """Who hears about a transition, and what. `actor` None means the bot itself acted."""
+    name = texts.who(actor) if actor else "reviewrelay"
+    requester, claimer = before.requester, before.claimer
+    match action:
+        case Action.CLAIM:
+            return [(requester, texts.DM_CLAIMED.format(name=name, id=after.id, link=after.link))]
+        case Action.RELEASE if actor is None and claimer is not None:
+            return [
+                (claimer, texts.AUTO_RELEASED_CLAIMER.format(id=after.id)),
+                (requester, texts.AUTO_RELEASED_REQUESTER.format(id=after.id)),
+            ]
+        case Action.RELEASE:
+            return [(requester, texts.DM_RELEASED.format(name=name, id=after.id))]
+        case Action.DONE:
+            reviewer = texts.who(claimer) if claimer else name
+            template = texts.DM_DONE_RESPONSE if after.response else texts.DM_DONE
+            return [
+                (
+                    requester,
+                    template.format(
+                        name=reviewer, id=after.id, link=after.link, response=after.response
+                    ),
+                )
+            ]
+        case Action.CANCEL if claimer is not None:
+            return [(claimer, texts.DM_CANCELLED_CLAIMER.format(id=after.id))]
+        case Action.EXPIRE:
+            days = max(1, (after.updated_at - before.created_at).days)
+            return [
+                (requester, texts.EXPIRED_REQUESTER.format(id=after.id, link=after.link, days=days))
+            ]
+    return []
+
+
+async def post_updates(tx: Transaction, request_id: int, now: datetime) -> list[Outgoing]:
+    """Edits for every relay post of the request, and for today's digests that list it."""
+    notices = [
+        Outgoing(
+            kind=NoticeKind.POST_UPDATE,
+            platform=t.platform,
+            community_id=t.community_id,
+            channel_id=t.channel_id,
+            request_id=request_id,
+        )
+        for t in await tx.relay_targets(request_id)
+    ]
+    for digest in await tx.digests_with(request_id, since=now - DIGEST_EDIT_WINDOW):
+        listed = await tx.requests_by_ids(digest.request_ids)
+        notices.append(
+            Outgoing(
+                kind=NoticeKind.TEXT_UPDATE,
+                platform=digest.platform,
+                community_id=digest.community_id,
+                channel_id=digest.channel_id,
+                text=digest_text(listed, now),
+                digest_id=digest.id,
+            )
+        )
+    return notices
+
+
+async def apply(
+    tx: Transaction,
+    request: Request,
+    action: Action,
+    decision: Transition,
+    *,
+    actor: Member | None,
+    now: datetime,
+    platforms: Collection[Platform],
+    response: str = "",
+) -> Request | None:
+    """Change the request's state and enqueue what that owes; None if it changed meanwhile."""
+    updated = await tx.change_status(
+        request.id, decision.before, decision.after, actor=actor, at=now, response=response
+    )
+    if updated is None:
+        return None
+    notices = await post_updates(tx, request.id, now)
+    notices += [
+        direct(member, text)
+        for member, text in _messages(action, request, updated, actor)
+        if (actor is None or member.person_id != actor.person_id) and member.platform in platforms
+    ]
+    await tx.enqueue(notices, now)
+    return updated
