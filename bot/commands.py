@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, available_timezones
 
+import idna
+
 MAX_LINK = 2000
 MAX_NOTE = 500
 MAX_RESPONSE = 1000
@@ -42,6 +44,17 @@ class Ask:
     link: str
     topics: tuple[str, ...]
     note: str = ""
+    local: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    code: str | None = None  # None: give me a code; else: join me to the code's owner
+
+
+@dataclass(frozen=True, slots=True)
+class Unlink:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +124,7 @@ class Done:
 class Setup:
     timezone: str | None = None
     reminder_time: str | None = None
+    share: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +147,8 @@ Command = (
     | Reopen
     | Snooze
     | Setup
+    | Link
+    | Unlink
     | Help
 )
 _BY_ID: dict[str, type[Claim | Release | Cancel | Reopen | Snooze]] = {
@@ -142,6 +158,7 @@ _BY_ID: dict[str, type[Claim | Release | Cancel | Reopen | Snooze]] = {
     "reopen": Reopen,
     "snooze": Snooze,
 }
+_LOCAL_WORDS = ("local", "!local")
 _NO_LINK = "Add a link to what you want reviewed, e.g. /review https://example.com/draft."
 VERBS = (
     "ask",
@@ -158,6 +175,8 @@ VERBS = (
     "reopen",
     "snooze",
     "setup",
+    "link",
+    "unlink",
     "help",
 )
 
@@ -198,12 +217,16 @@ def parse_link(raw: str) -> str | UsageError:
         netloc = f"[{host}]"
     else:
         try:
-            netloc = host.encode("idna").decode("ascii")
-        except UnicodeError:
+            # IDNA 2008 with UTS 46 mapping, as browsers resolve it (the stdlib codec is IDNA 2003).
+            netloc = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
             return UsageError("That link's host name is not valid.")
     if port is not None:
         netloc = f"{netloc}:{port}"
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, parts.fragment))
+    link = urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, parts.fragment))
+    if len(link) > MAX_LINK:  # punycode can lengthen a link that passed the first check
+        return UsageError(f"That link is {len(link)} characters long; the limit is {MAX_LINK}.")
+    return link
 
 
 def parse_topics(words: list[str] | tuple[str, ...]) -> tuple[str, ...] | UsageError:
@@ -245,27 +268,35 @@ def _ask(link_word: str, rest: list[str]) -> Command | UsageError:
     topics = parse_topics(tags)
     if isinstance(topics, UsageError):
         return topics
-    return Ask(link=link, topics=topics, note=clean_text(" ".join(rest), MAX_NOTE))
+    # A trailing `local` keeps the request in this community (design: /review ask ... local).
+    local = bool(rest) and rest[-1].lower() in _LOCAL_WORDS
+    if local:
+        rest = rest[:-1]
+    return Ask(link=link, topics=topics, note=clean_text(" ".join(rest), MAX_NOTE), local=local)
 
 
 def _setup(words: list[str]) -> Command | UsageError:
     tz: str | None = None
     at: str | None = None
+    share: bool | None = None
     for word in words:
-        key, _, value = word.partition("=")
+        # `share=off` and Discord-style `share:off` both work; times keep their colon.
+        key, _, value = word.partition("=") if "=" in word else word.partition(":")
         if key in ("tz", "timezone") and value:
             tz = value
         elif key == "time" and value:
             at = value
+        elif key == "share" and value.lower() in ("on", "off"):
+            share = value.lower() == "on"
         else:
-            return UsageError("Use /review setup [tz=Europe/Berlin] [time=09:00].")
+            return UsageError("Use /review setup [tz=Europe/Berlin] [time=09:00] [share=on|off].")
     if tz is not None and tz not in available_timezones():
         return UsageError(f"'{clean_text(tz, 40)}' is not a time zone name like Europe/Berlin.")
     if at is not None and not _TIME.match(at):
         return UsageError("The reminder time must look like 09:00 (24-hour clock).")
     if tz is not None:
         ZoneInfo(tz)  # fail here, not at reminder time, if the zone data is broken
-    return Setup(timezone=tz, reminder_time=at)
+    return Setup(timezone=tz, reminder_time=at, share=share)
 
 
 def _looks_like_link(word: str) -> bool:
@@ -295,7 +326,12 @@ def parse(text: str) -> Command | UsageError:
             topics = parse_topics(rest)
             return topics if isinstance(topics, UsageError) else Unvolunteer(topics)
         case "pause":
-            if len(rest) != 1 or not rest[0].isascii() or not rest[0].isdigit():
+            if (
+                len(rest) != 1
+                or not rest[0].isascii()
+                or not rest[0].isdigit()
+                or len(rest[0]) > len(str(MAX_PAUSE_DAYS))
+            ):
                 return UsageError("Say for how many days, e.g. /review pause 14.")
             days = int(rest[0])
             if not 1 <= days <= MAX_PAUSE_DAYS:
@@ -319,6 +355,12 @@ def parse(text: str) -> Command | UsageError:
             return _BY_ID[verb](request_id)
         case "setup":
             return _setup(rest)
+        case "link":
+            if len(rest) > 1:
+                return UsageError("Use /review link, then /review link CODE on your other account.")
+            return Link(rest[0].upper() if rest else None)
+        case "unlink":
+            return Unlink()
         case "help":
             return Help()
     shown = clean_text(head, 30)
@@ -337,14 +379,14 @@ def parse_options(verb: str, options: Mapping[str, str | int]) -> Command | Usag
         topics = parse_topics(str(options.get("topics", "")).replace(",", " ").split())
         if isinstance(topics, UsageError):
             return topics
-        return Ask(
-            link=link, topics=topics, note=clean_text(str(options.get("note", "")), MAX_NOTE)
-        )
+        local = str(options.get("local", "")).lower() in ("true", "1", "yes", "on")
+        note = clean_text(str(options.get("note", "")), MAX_NOTE)
+        return Ask(link=link, topics=topics, note=note, local=local)
     parts = [verb]
-    for name in ("id", "topics", "topic", "days", "response", "tz", "time"):
+    for name in ("id", "code", "topics", "topic", "days", "response", "tz", "time", "share"):
         if name in options and str(options[name]).strip():
             value = str(options[name])
-            parts.append(f"{name}={value}" if name in ("tz", "time") else value)
+            parts.append(f"{name}={value}" if name in ("tz", "time", "share") else value)
     if verb not in VERBS:
         return UsageError(f"I don't know '{clean_text(verb, 30)}'. Try /review help.")
     return parse(" ".join(parts))

@@ -8,6 +8,7 @@ worker, so no handler waits on a platform.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
@@ -47,6 +48,12 @@ class Rules:
     done_emoji: str = "white_check_mark"
     timezone: str = "UTC"
     reminder_time: str = "09:00"
+
+
+LINK_CODE_TTL = timedelta(minutes=10)
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
+_CODE_LENGTH = 8
+_LINKED = 2
 
 
 class _Refused(Exception):  # noqa: N818 - control flow inside a transaction, never escapes
@@ -170,6 +177,7 @@ class Dispatcher:
         self, tx: Transaction, event: CommandReceived, member: Member, command: Command
     ) -> Reply:
         now = event.received_at
+        viewer = (member.platform, member.community_id)
         match command:
             case commands.Ask():
                 return await self._ask(tx, event, member, command)
@@ -199,12 +207,12 @@ class Dispatcher:
                 found = await tx.open_requests(topic)
                 if not found:
                     return Reply(texts.NO_OPEN.format(on=f" on #{topic}" if topic else ""))
-                return Reply("\n".join(texts.request_line(r, now) for r in found))
+                return Reply("\n".join(texts.request_line(r, now, viewer) for r in found))
             case commands.Mine():
                 found = await tx.requests_of(member.person_id)
                 if not found:
                     return Reply(texts.NOTHING_MINE)
-                return Reply("\n".join(texts.request_line(r, now) for r in found))
+                return Reply("\n".join(texts.request_line(r, now, viewer) for r in found))
             case commands.Claim(request_id):
                 return await self._transition(
                     tx, member, request_id, Action.CLAIM, is_admin=event.is_admin
@@ -229,6 +237,10 @@ class Dispatcher:
                 if not await tx.snooze(request_id, member.person_id, now):
                     raise _Refused(texts.NOT_YOURS_TO_SNOOZE.format(id=request_id))
                 return Reply(texts.SNOOZED.format(id=request_id))
+            case commands.Link(code):
+                return await self._link(tx, member, code)
+            case commands.Unlink():
+                return await self._unlink(tx, member)
             case commands.Setup():
                 return await self._setup(tx, event, command)
             case commands.Help():
@@ -265,6 +277,7 @@ class Dispatcher:
             requester=member,
             origin_channel_id=event.channel_id,
             at=now,
+            local=command.local,
         )
         chosen = matching.rank(
             await tx.candidates(request.topics),
@@ -273,10 +286,13 @@ class Dispatcher:
             now=now,
             limit=self._rules.notify_limit,
         )
+        origin = (member.platform, member.community_id)
         communities = [
             c
             for c in await tx.communities()
-            if c.review_channel_id and c.platform in self._platforms
+            if c.review_channel_id
+            and c.platform in self._platforms
+            and ((c.platform, c.community_id) == origin or (c.share and not command.local))
         ]
         notices = [
             Outgoing(
@@ -296,7 +312,10 @@ class Dispatcher:
         posted = {(c.platform, c.community_id) for c in communities}
         # A volunteer whose community has no review channel still hears about it, privately.
         notices += [
-            effects.direct(v.member, texts.relay_post_text(request))
+            effects.direct(
+                v.member,
+                texts.relay_post_text(request, (v.member.platform, v.member.community_id)),
+            )
             for v in chosen
             if (v.member.platform, v.member.community_id) not in posted
             and v.member.platform in self._platforms
@@ -357,9 +376,35 @@ class Dispatcher:
             timezone=command.timezone or (known.timezone if known else self._rules.timezone),
             reminder_time=command.reminder_time
             or (known.reminder_time if known else self._rules.reminder_time),
+            share=command.share if command.share is not None else (known.share if known else True),
         )
         await tx.save_community(community)
-        return Reply(texts.SETUP_DONE.format(time=community.reminder_time, tz=community.timezone))
+        sharing = texts.SHARING_ON if community.share else texts.SHARING_OFF
+        return Reply(
+            texts.SETUP_DONE.format(time=community.reminder_time, tz=community.timezone)
+            + " "
+            + sharing
+        )
+
+    async def _link(self, tx: Transaction, member: Member, code: str | None) -> Reply:
+        now = self._clock.now()
+        if code is None:
+            new_code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
+            await tx.save_link_code(new_code, member.person_id, now + LINK_CODE_TTL)
+            return Reply(texts.LINK_CODE.format(code=new_code))
+        owner = await tx.use_link_code(code, now)
+        if owner is None:
+            raise _Refused(texts.LINK_BAD_CODE)
+        if owner == member.person_id:
+            raise _Refused(texts.LINK_SAME)
+        await tx.merge_persons(keep=owner, merge=member.person_id)
+        return Reply(texts.LINKED)
+
+    async def _unlink(self, tx: Transaction, member: Member) -> Reply:
+        if await tx.identities(member.person_id) < _LINKED:
+            raise _Refused(texts.NOT_LINKED)
+        await tx.split_member(member, self._clock.now())
+        return Reply(texts.UNLINKED)
 
     async def _on_reaction(self, tx: Transaction, event: ReactionChanged) -> Reply:
         request_id = await tx.request_for_post(

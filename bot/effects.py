@@ -28,9 +28,11 @@ def direct(member: Member, text: str) -> Outgoing:
     )
 
 
-def digest_text(requests: list[Request], now: datetime, *, more: int = 0) -> str:
+def digest_text(
+    requests: list[Request], now: datetime, *, more: int = 0, viewer: tuple[str, str] | None = None
+) -> str:
     lines = [texts.DIGEST_HEAD.format(count=len(requests) + more)]
-    lines += [texts.request_line(r, now) for r in requests]
+    lines += [texts.request_line(r, now, viewer) for r in requests]
     if more:
         lines.append(texts.DIGEST_MORE.format(count=more))
     return "\n".join(lines)
@@ -93,7 +95,7 @@ async def post_updates(tx: Transaction, request_id: int, now: datetime) -> list[
                 platform=digest.platform,
                 community_id=digest.community_id,
                 channel_id=digest.channel_id,
-                text=digest_text(listed, now),
+                text=digest_text(listed, now, viewer=(digest.platform, digest.community_id)),
                 digest_id=digest.id,
             )
         )

@@ -37,6 +37,7 @@ class Member:
     user_id: str
     display_name: str
     person_id: int = 0
+    community_name: str = ""  # filled when read back, to say where a person is from
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +50,7 @@ class Community:
     review_channel_id: str | None = None
     timezone: str = "UTC"
     reminder_time: str = "09:00"
+    share: bool = True  # receives requests asked in other communities
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +67,7 @@ class Request:
     claimer: Member | None = None
     claimed_at: datetime | None = None
     response: str = ""
+    local: bool = False  # relayed only to the community it was asked in
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -172,7 +172,9 @@ class Reminders:
                     platform=community.platform,
                     community_id=community.community_id,
                     channel_id=channel,
-                    text=effects.digest_text(stale, now, more=more),
+                    text=effects.digest_text(
+                        stale, now, more=more, viewer=(community.platform, community.community_id)
+                    ),
                     digest_id=digest_id,
                 )
             ],

@@ -18,7 +18,9 @@ HELP = (
     "/review list [#topic]: open requests | /review mine: your requests and claims\n"
     "/review claim|release|cancel <id>, /review done <id> [response]\n"
     "/review snooze <id>: still on it | /review reopen <id>: reopen an expired request\n"
-    "/review setup [tz=Europe/Berlin] [time=09:00]: make this channel the review channel (admins)\n"
+    "/review setup [tz=Europe/Berlin] [time=09:00] [share=on|off]: make this channel the review "
+    "channel (admins)\n"
+    "/review link [CODE] | unlink: join your Slack and Discord accounts into one person\n"
     "React with :eyes: on a request to claim it and :white_check_mark: when you are done."
 )
 
@@ -37,6 +39,17 @@ NOTHING_MINE = "You have no open requests or claims."
 UNKNOWN_REQUEST = "There is no request #{id}."
 SETUP_DONE = "This channel is now the review channel; reminders at {time} ({tz})."
 SETUP_ADMIN_ONLY = "Only a community admin can run /review setup."
+SHARING_ON = "Requests from other connected communities are posted here too (share=off to stop)."
+SHARING_OFF = "Only requests asked in this community are posted here (share=on to change)."
+LINK_CODE = (
+    "Your link code is {code}. Within 10 minutes, run /review link {code} from your account on "
+    "the other platform (it works once)."
+)
+LINK_BAD_CODE = "That link code is unknown, used or expired; run /review link again for a new one."
+LINK_SAME = "That code belongs to this same person: nothing to link."
+LINKED = "Linked: both accounts are now one person, with one set of topics and one history."
+NOT_LINKED = "This account is not linked to another one."
+UNLINKED = "Unlinked: this account is on its own again; the shared history stays with the other."
 
 CLAIMED = "You claimed request #{id}: {link}. Mark it done with /review done {id} or a ✅ reaction."
 RELEASED = "You released request #{id}; it is open again."
@@ -97,14 +110,18 @@ def plural(count: int) -> str:
     return "" if count == 1 else "s"
 
 
-def status_text(request: Request) -> str:
-    claimer = request.claimer.display_name if request.claimer else "?"
+def status_text(request: Request, viewer: tuple[str, str] | None = None) -> str:
+    claimer = who(request.claimer, viewer) if request.claimer else "?"
     return STATUS_WORDS[request.status].format(claimer=claimer)
 
 
-def who(member: Member) -> str:
-    """How a person is named to others."""
-    return member.display_name or member.user_id
+def who(member: Member, viewer: tuple[str, str] | None = None) -> str:
+    """How a person is named to others; seen from another community, with where they are from."""
+    name = member.display_name or member.user_id
+    if viewer is None or (member.platform, member.community_id) == viewer:
+        return name
+    place = member.community_name or member.community_id
+    return f"{name} · {member.platform.title()}: {place}"
 
 
 def age(since: datetime, now: datetime) -> str:
@@ -112,26 +129,27 @@ def age(since: datetime, now: datetime) -> str:
     return f"{hours // 24}d" if hours >= _DAYS_AFTER_HOURS else f"{hours}h"
 
 
-def request_line(request: Request, now: datetime) -> str:
+def request_line(request: Request, now: datetime, viewer: tuple[str, str] | None = None) -> str:
     """One line per request, for lists and digests."""
     topics = " ".join(f"#{t}" for t in request.topics)
     parts = [f"#{request.id}", request.link]
     if topics:
         parts.append(topics)
     parts.append(
-        f"by {who(request.requester)}, {age(request.created_at, now)} ago, {status_text(request)}"
+        f"by {who(request.requester, viewer)}, {age(request.created_at, now)} ago, "
+        f"{status_text(request, viewer)}"
     )
     return " · ".join(parts)
 
 
-def relay_post_text(request: Request) -> str:
+def relay_post_text(request: Request, viewer: tuple[str, str] | None = None) -> str:
     """The plain-text body of a relay post (console, notification fallbacks)."""
-    lines = [f"Review request #{request.id} from {who(request.requester)}: {request.link}"]
+    lines = [f"Review request #{request.id} from {who(request.requester, viewer)}: {request.link}"]
     if request.topics:
         lines.append("Topics: " + " ".join(f"#{t}" for t in request.topics))
     if request.note:
         lines.append(f"Note: {request.note}")
-    lines.append(f"Status: {status_text(request)}")
+    lines.append(f"Status: {status_text(request, viewer)}")
     if request.status is Status.DONE and request.response:
         lines.append(f"Response: {request.response}")
     return "\n".join(lines)

@@ -76,7 +76,11 @@ async def _settle(aw: Awaitable[T]) -> T:
 
 
 _REQUEST_SELECT = """
-SELECT r.*, rm.display_name AS requester_name, cm.display_name AS claimer_name
+SELECT r.*, rm.display_name AS requester_name, cm.display_name AS claimer_name,
+       (SELECT name FROM communities c WHERE c.platform = r.requester_platform
+        AND c.community_id = r.requester_community) AS requester_community_name,
+       (SELECT name FROM communities c WHERE c.platform = r.claimer_platform
+        AND c.community_id = r.claimer_community) AS claimer_community_name
 FROM requests r
 JOIN members rm ON rm.platform = r.requester_platform AND rm.community_id = r.requester_community
                AND rm.user_id = r.requester_user
@@ -127,6 +131,7 @@ def _row_to_member(row: sqlite3.Row, prefix: str, name_column: str) -> Member:
         user_id=row[f"{prefix}_user"],
         display_name=row[name_column] or "",
         person_id=row[f"{prefix}_person"],
+        community_name=row[f"{prefix}_community_name"] or "",
     )
 
 
@@ -148,6 +153,7 @@ def _row_to_request(row: sqlite3.Row) -> Request:
         claimer=_row_to_member(row, "claimer", "claimer_name") if row["claimer_person"] else None,
         claimed_at=_dt(row["claimed_at"]),
         response=row["response"],
+        local=bool(row["local"]),
     )
 
 
@@ -178,6 +184,7 @@ def _row_to_community(row: sqlite3.Row) -> Community:
         review_channel_id=row["review_channel_id"],
         timezone=row["timezone"],
         reminder_time=row["reminder_time"],
+        share=bool(row["share"]),
     )
 
 
@@ -262,9 +269,11 @@ class SqliteTransaction:
 
     async def save_community(self, community: Community) -> None:
         await self._run(
-            "INSERT INTO communities VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+            "INSERT INTO communities (platform, community_id, name, review_channel_id, timezone, "
+            "reminder_time, share) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
             "name = excluded.name, review_channel_id = excluded.review_channel_id, "
-            "timezone = excluded.timezone, reminder_time = excluded.reminder_time",
+            "timezone = excluded.timezone, reminder_time = excluded.reminder_time, "
+            "share = excluded.share",
             (
                 community.platform,
                 community.community_id,
@@ -272,6 +281,7 @@ class SqliteTransaction:
                 community.review_channel_id,
                 community.timezone,
                 community.reminder_time,
+                community.share,
             ),
         )
 
@@ -284,11 +294,12 @@ class SqliteTransaction:
         requester: Member,
         origin_channel_id: str,
         at: datetime,
+        local: bool = False,
     ) -> Request:
         row = await self._one(
             "INSERT INTO requests (link, topics, note, requester_platform, requester_community, "
-            "requester_user, requester_person, origin_channel_id, status, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?) RETURNING id",
+            "requester_user, requester_person, origin_channel_id, status, created_at, updated_at, "
+            "local) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) RETURNING id",
             (
                 link,
                 " ".join(topics),
@@ -300,6 +311,7 @@ class SqliteTransaction:
                 origin_channel_id,
                 _ts(at),
                 _ts(at),
+                local,
             ),
         )
         assert row is not None  # noqa: S101 - RETURNING always yields the row
@@ -467,8 +479,14 @@ class SqliteTransaction:
         row = await self._one(
             "INSERT INTO digests (platform, community_id, local_date, channel_id, request_ids, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            (platform, community_id, local_date, channel_id, " ".join(map(str, request_ids)),
-             _ts(at)),
+            (
+                platform,
+                community_id,
+                local_date,
+                channel_id,
+                " ".join(map(str, request_ids)),
+                _ts(at),
+            ),
         )
         assert row is not None  # noqa: S101 - RETURNING always yields the row
         return int(row["id"])
@@ -480,9 +498,13 @@ class SqliteTransaction:
             (_ts(since), f"% {request_id} %"),
         )
         return [
-            Digest(id=r["id"], platform=Platform(r["platform"]), community_id=r["community_id"],
-                   channel_id=r["channel_id"],
-                   request_ids=tuple(int(i) for i in r["request_ids"].split()))
+            Digest(
+                id=r["id"],
+                platform=Platform(r["platform"]),
+                community_id=r["community_id"],
+                channel_id=r["channel_id"],
+                request_ids=tuple(int(i) for i in r["request_ids"].split()),
+            )
             for r in rows
         ]
 
@@ -661,6 +683,80 @@ class SqliteTransaction:
             "UPDATE outbox SET status = 'dead', attempts = attempts + 1, sent_at = ?, "
             "last_error = ? WHERE id = ?",
             (_ts(at), error, notice.id),
+        )
+
+    async def save_link_code(self, code: str, person_id: int, expires_at: datetime) -> None:
+        await self._run(
+            "INSERT INTO link_codes (code, person_id, expires_at) VALUES (?, ?, ?)",
+            (code, person_id, _ts(expires_at)),
+        )
+
+    async def use_link_code(self, code: str, now: datetime) -> int | None:
+        row = await self._one(
+            "UPDATE link_codes SET used_at = ? WHERE code = ? AND used_at IS NULL "
+            "AND expires_at > ? RETURNING person_id",
+            (_ts(now), code, _ts(now)),
+        )
+        return int(row["person_id"]) if row else None
+
+    async def identities(self, person_id: int) -> int:
+        row = await self._one("SELECT COUNT(*) AS n FROM members WHERE person_id = ?", (person_id,))
+        return int(row["n"]) if row else 0
+
+    async def merge_persons(self, keep: int, merge: int) -> None:
+        kept = await self._one("SELECT 1 FROM volunteers WHERE person_id = ?", (keep,))
+        if kept is None:
+            # Move the volunteer row: copy under the kept id, re-point topics, drop the old row.
+            await self._run(
+                "INSERT INTO volunteers SELECT ?, platform, community_id, user_id, "
+                "max_open_claims, paused_until, last_notified_at FROM volunteers "
+                "WHERE person_id = ?",
+                (keep, merge),
+            )
+        else:
+            await self._run(
+                "INSERT OR IGNORE INTO volunteer_topics SELECT topic, ? FROM volunteer_topics "
+                "WHERE person_id = ?",
+                (keep, merge),
+            )
+        await self._run(
+            "UPDATE OR IGNORE volunteer_topics SET person_id = ? WHERE person_id = ?",
+            (keep, merge),
+        )
+        await self._run("DELETE FROM volunteer_topics WHERE person_id = ?", (merge,))
+        await self._run("DELETE FROM volunteers WHERE person_id = ?", (merge,))
+        for sql in (
+            "UPDATE members SET person_id = ? WHERE person_id = ?",
+            "UPDATE requests SET requester_person = ? WHERE requester_person = ?",
+            "UPDATE requests SET claimer_person = ? WHERE claimer_person = ?",
+            "UPDATE claims SET person_id = ? WHERE person_id = ?",
+            "UPDATE link_codes SET person_id = ? WHERE person_id = ?",
+        ):
+            await self._run(sql, (keep, merge))
+
+    async def split_member(self, member: Member, at: datetime) -> Member:
+        person = await self._one(
+            "INSERT INTO persons (created_at) VALUES (?) RETURNING id", (_ts(at),)
+        )
+        assert person is not None  # noqa: S101 - RETURNING always yields the row
+        await self._run(
+            "UPDATE members SET person_id = ? WHERE platform = ? AND community_id = ? "
+            "AND user_id = ?",
+            (person["id"], member.platform, member.community_id, member.user_id),
+        )
+        # The old person keeps its topics; notify them on one of the identities they still have.
+        await self._run(
+            "UPDATE volunteers SET (platform, community_id, user_id) = (SELECT m.platform, "
+            "m.community_id, m.user_id FROM members m WHERE m.person_id = volunteers.person_id "
+            "LIMIT 1) WHERE person_id = ? AND platform = ? AND community_id = ? AND user_id = ?",
+            (member.person_id, member.platform, member.community_id, member.user_id),
+        )
+        return Member(
+            platform=member.platform,
+            community_id=member.community_id,
+            user_id=member.user_id,
+            display_name=member.display_name,
+            person_id=int(person["id"]),
         )
 
     async def record_reminder_run(
