@@ -26,7 +26,6 @@ MAX_PAUSE_DAYS = 365
 _MAX_ID_DIGITS = 9
 
 _TOPIC = re.compile(r"[a-z0-9][a-z0-9_+.-]*")
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 # Bidi overrides and isolates can make a note read differently from what it is.
 _BIDI = dict.fromkeys(
@@ -159,6 +158,9 @@ _BY_ID: dict[str, type[Claim | Release | Cancel | Reopen | Snooze]] = {
     "snooze": Snooze,
 }
 _LOCAL_WORDS = ("local", "!local")
+# Schemes with no "//" that must still be read (and refused) as links, not as unknown verbs.
+_DANGEROUS_SCHEMES = ("javascript:", "data:", "file:", "vbscript:", "mailto:", "blob:", "about:")
+_HOST = re.compile(r"[a-z0-9.-]+|\d{1,3}(?:\.\d{1,3}){3}")
 _NO_LINK = "Add a link to what you want reviewed, e.g. /review https://example.com/draft."
 VERBS = (
     "ask",
@@ -184,7 +186,13 @@ VERBS = (
 def clean_text(text: str, limit: int) -> str:
     """Strip control characters and bidi overrides, fold whitespace, and cut to `limit`."""
     text = text.translate(_BIDI)
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+    text = "".join(
+        " " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
+        for c in text
+        # Invisible format characters (bidi marks, zero-width space) can disguise text; the
+        # zero-width joiner stays because emoji sequences need it.
+        if unicodedata.category(c) != "Cf" or c == "\u200d"
+    )
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -195,6 +203,8 @@ def parse_link(raw: str) -> str | UsageError:
         return UsageError(_NO_LINK)
     if raw != raw.strip():
         return UsageError("The link must not start or end with spaces.")
+    if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in raw) or "\\" in raw:
+        return UsageError("The link contains spaces, backslashes or invisible characters.")
     if len(raw) > MAX_LINK:
         return UsageError(f"That link is {len(raw)} characters long; the limit is {MAX_LINK}.")
     try:
@@ -221,6 +231,8 @@ def parse_link(raw: str) -> str | UsageError:
             netloc = idna.encode(host, uts46=True).decode("ascii")
         except (idna.IDNAError, UnicodeError):
             return UsageError("That link's host name is not valid.")
+    if "[" not in netloc and not _HOST.fullmatch(netloc):
+        return UsageError("That link's host name is not valid.")
     if port is not None:
         netloc = f"{netloc}:{port}"
     link = urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, parts.fragment))
@@ -233,7 +245,7 @@ def parse_topics(words: list[str] | tuple[str, ...]) -> tuple[str, ...] | UsageE
     """Normalise topics (lower case, no leading '#'), dropping duplicates and keeping order."""
     topics: list[str] = []
     for word in words:
-        topic = word.lstrip("#").lower()
+        topic = word.strip(",").lstrip("#").lower()
         if not topic:
             continue
         if len(topic) > MAX_TOPIC_LEN or not _TOPIC.fullmatch(topic):
@@ -300,7 +312,8 @@ def _setup(words: list[str]) -> Command | UsageError:
 
 
 def _looks_like_link(word: str) -> bool:
-    return bool(_SCHEME.match(word)) or word.lower().startswith("www.")
+    lowered = word.lower()
+    return "://" in word or lowered.startswith(("www.", *_DANGEROUS_SCHEMES))
 
 
 def parse(text: str) -> Command | UsageError:
@@ -309,7 +322,7 @@ def parse(text: str) -> Command | UsageError:
     if not words:
         return Help()
     head, rest = words[0], words[1:]
-    verb = head.lower()
+    verb = head.lower().rstrip(":")
     if _looks_like_link(head):
         return _ask(head, rest)
     match verb:
@@ -340,7 +353,9 @@ def parse(text: str) -> Command | UsageError:
         case "resume":
             return Resume()
         case "list":
-            topics = parse_topics(rest[:1])
+            if len(rest) > 1:
+                return UsageError("List one topic at a time, e.g. /review list #python.")
+            topics = parse_topics(rest)
             if isinstance(topics, UsageError):
                 return topics
             return ListOpen(topics[0] if topics else None)

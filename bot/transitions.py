@@ -50,7 +50,7 @@ def decide(
                 return Refusal(texts.ALREADY_YOURS.format(id=request.id))
             if status is Status.CLAIMED and request.claimer:
                 return Refusal(
-                    texts.ALREADY_CLAIMED.format(id=request.id, name=request.claimer.display_name)
+                    texts.ALREADY_CLAIMED.format(id=request.id, name=texts.who(request.claimer))
                 )
             if status is not Status.OPEN:
                 return Refusal(texts.NOT_OPEN.format(id=request.id, status=status))
@@ -61,7 +61,7 @@ def decide(
             if status is not Status.CLAIMED:
                 return Refusal(texts.NOT_CLAIMED.format(id=request.id, status=status))
             if not (is_claimer or is_admin):
-                holder = request.claimer.display_name if request.claimer else "someone else"
+                holder = texts.who(request.claimer) if request.claimer else "someone else"
                 return Refusal(texts.NOT_CLAIMER.format(id=request.id, name=holder))
             after = Status.OPEN if action is Action.RELEASE else Status.DONE
             return Transition(Status.CLAIMED, after)

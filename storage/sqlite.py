@@ -99,6 +99,12 @@ JOIN members m ON m.platform = v.platform AND m.community_id = v.community_id
                AND m.user_id = v.user_id
 """
 
+# Every volunteer column but the key, for copying a volunteer to another person.
+_VOLUNTEER_COLUMNS = (
+    "platform, community_id, user_id, max_open_claims, paused_until, last_notified_at, "
+    "quiet_start, quiet_end, quiet_tz, ignored_streak"
+)
+
 _TRANSITION_SQL: dict[Status, str] = {
     Status.CLAIMED: """UPDATE requests SET status = 'claimed', claimer_platform = ?,
         claimer_community = ?, claimer_user = ?, claimer_person = ?, claimed_at = ?, updated_at = ?
@@ -708,9 +714,8 @@ class SqliteTransaction:
         if kept is None:
             # Move the volunteer row: copy under the kept id, re-point topics, drop the old row.
             await self._run(
-                "INSERT INTO volunteers SELECT ?, platform, community_id, user_id, "
-                "max_open_claims, paused_until, last_notified_at FROM volunteers "
-                "WHERE person_id = ?",
+                f"INSERT INTO volunteers (person_id, {_VOLUNTEER_COLUMNS}) "
+                f"SELECT ?, {_VOLUNTEER_COLUMNS} FROM volunteers WHERE person_id = ?",
                 (keep, merge),
             )
         else:
