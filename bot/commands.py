@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import idna
 
+from bot.model import QuietHours
+
 MAX_LINK = 2000
 MAX_NOTE = 500
 MAX_RESPONSE = 1000
@@ -124,6 +126,33 @@ class Setup:
     timezone: str | None = None
     reminder_time: str | None = None
     share: bool | None = None
+    recognition: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Quiet:
+    """Quiet hours: no notifications between `start` and `end` in `timezone`; None turns off."""
+
+    hours: QuietHours | None
+
+
+@dataclass(frozen=True, slots=True)
+class Renotify:
+    """`nudge <id>`: the requester asks for the next volunteers to hear about it."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """`close <id> enough`: the requester got enough feedback."""
+
+    request_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +177,10 @@ Command = (
     | Setup
     | Link
     | Unlink
+    | Stats
+    | Quiet
+    | Renotify
+    | Close
     | Help
 )
 _BY_ID: dict[str, type[Claim | Release | Cancel | Reopen | Snooze]] = {
@@ -158,6 +191,7 @@ _BY_ID: dict[str, type[Claim | Release | Cancel | Reopen | Snooze]] = {
     "snooze": Snooze,
 }
 _LOCAL_WORDS = ("local", "!local")
+_KEYED_OPTIONS = ("tz", "time", "share", "recognition")  # options that become key=value words
 # Schemes with no "//" that must still be read (and refused) as links, not as unknown verbs.
 _DANGEROUS_SCHEMES = ("javascript:", "data:", "file:", "vbscript:", "mailto:", "blob:", "about:")
 _HOST = re.compile(r"[a-z0-9.-]+|\d{1,3}(?:\.\d{1,3}){3}")
@@ -179,6 +213,10 @@ VERBS = (
     "setup",
     "link",
     "unlink",
+    "stats",
+    "quiet",
+    "nudge",
+    "close",
     "help",
 )
 
@@ -291,6 +329,7 @@ def _setup(words: list[str]) -> Command | UsageError:
     tz: str | None = None
     at: str | None = None
     share: bool | None = None
+    recognition: bool | None = None
     for word in words:
         # `share=off` and Discord-style `share:off` both work; times keep their colon.
         key, _, value = word.partition("=") if "=" in word else word.partition(":")
@@ -300,15 +339,36 @@ def _setup(words: list[str]) -> Command | UsageError:
             at = value
         elif key == "share" and value.lower() in ("on", "off"):
             share = value.lower() == "on"
+        elif key == "recognition" and value.lower() in ("on", "off"):
+            recognition = value.lower() == "on"
         else:
-            return UsageError("Use /review setup [tz=Europe/Berlin] [time=09:00] [share=on|off].")
+            return UsageError(
+                "Use /review setup [tz=Europe/Berlin] [time=09:00] [share=on|off] "
+                "[recognition=on|off]."
+            )
     if tz is not None and tz not in available_timezones():
         return UsageError(f"'{clean_text(tz, 40)}' is not a time zone name like Europe/Berlin.")
     if at is not None and not _TIME.match(at):
         return UsageError("The reminder time must look like 09:00 (24-hour clock).")
     if tz is not None:
         ZoneInfo(tz)  # fail here, not at reminder time, if the zone data is broken
-    return Setup(timezone=tz, reminder_time=at, share=share)
+    return Setup(timezone=tz, reminder_time=at, share=share, recognition=recognition)
+
+
+def _quiet(words: list[str]) -> Command | UsageError:
+    usage = UsageError("Use /review quiet 22:00-08:00 Europe/Berlin, or /review quiet off.")
+    if words == ["off"]:
+        return Quiet(None)
+    if len(words) != 2:  # noqa: PLR2004 - a window and a zone
+        return usage
+    start, _, end = words[0].partition("-")
+    if not (_TIME.match(start) and _TIME.match(end)) or start == end:
+        return usage
+    if words[1] not in available_timezones():
+        return UsageError(
+            f"'{clean_text(words[1], 40)}' is not a time zone name like Europe/Berlin."
+        )
+    return Quiet(QuietHours(start=start, end=end, timezone=words[1]))
 
 
 def _looks_like_link(word: str) -> bool:
@@ -376,6 +436,15 @@ def parse(text: str) -> Command | UsageError:
             return Link(rest[0].upper() if rest else None)
         case "unlink":
             return Unlink()
+        case "stats":
+            return Stats()
+        case "quiet":
+            return _quiet(rest)
+        case "nudge" | "close":
+            request_id = _parse_id(rest, verb)
+            if isinstance(request_id, UsageError):
+                return request_id
+            return Renotify(request_id) if verb == "nudge" else Close(request_id)
         case "help":
             return Help()
     shown = clean_text(head, 30)
@@ -398,10 +467,20 @@ def parse_options(verb: str, options: Mapping[str, str | int]) -> Command | Usag
         note = clean_text(str(options.get("note", "")), MAX_NOTE)
         return Ask(link=link, topics=topics, note=note, local=local)
     parts = [verb]
-    for name in ("id", "code", "topics", "topic", "days", "response", "tz", "time", "share"):
+    for name in (
+        "id",
+        "code",
+        "hours",
+        "timezone",
+        "topics",
+        "topic",
+        "days",
+        "response",
+        *_KEYED_OPTIONS,
+    ):
         if name in options and str(options[name]).strip():
             value = str(options[name])
-            parts.append(f"{name}={value}" if name in ("tz", "time", "share") else value)
+            parts.append(f"{name}={value}" if name in _KEYED_OPTIONS else value)
     if verb not in VERBS:
         return UsageError(f"I don't know '{clean_text(verb, 30)}'. Try /review help.")
     return parse(" ".join(parts))

@@ -11,9 +11,9 @@ import logging
 import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from bot import commands, effects, matching, texts
+from bot import commands, effects, matching, reciprocity, texts
 from bot.commands import Command, UsageError
 from bot.model import (
     ButtonAction,
@@ -27,6 +27,7 @@ from bot.model import (
     Platform,
     ReactionChanged,
     Reply,
+    Request,
     Status,
     Volunteer,
 )
@@ -46,11 +47,16 @@ class Rules:
     duplicate_window: timedelta = timedelta(minutes=1)
     claim_emoji: str = "eyes"
     done_emoji: str = "white_check_mark"
+    thanks_emoji: str = "pray"
+    reciprocity: bool = True  # RECIPROCITY=soft: suggest giving back to those who take a lot
+    auto_pause_after: int = 3  # notifications ignored in a row before a volunteer is paused
     timezone: str = "UTC"
     reminder_time: str = "09:00"
 
 
 LINK_CODE_TTL = timedelta(minutes=10)
+AUTO_PAUSE = timedelta(days=365)  # until they say /review resume
+RENOTIFY_EVERY = timedelta(days=1)
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 _CODE_LENGTH = 8
 _LINKED = 2
@@ -237,6 +243,20 @@ class Dispatcher:
                 if not await tx.snooze(request_id, member.person_id, now):
                     raise _Refused(texts.NOT_YOURS_TO_SNOOZE.format(id=request_id))
                 return Reply(texts.SNOOZED.format(id=request_id))
+            case commands.Stats():
+                return await self._stats(tx, member, now)
+            case commands.Quiet(hours):
+                known = await self._volunteer(tx, member)
+                await tx.set_quiet(known.person_id, hours)
+                if hours is None:
+                    return Reply(texts.QUIET_OFF)
+                return Reply(
+                    texts.QUIET_ON.format(start=hours.start, end=hours.end, tz=hours.timezone)
+                )
+            case commands.Renotify(request_id):
+                return await self._renotify(tx, member, request_id)
+            case commands.Close(request_id):
+                return await self._close(tx, member, request_id, is_admin=event.is_admin)
             case commands.Link(code):
                 return await self._link(tx, member, code)
             case commands.Unlink():
@@ -279,13 +299,7 @@ class Dispatcher:
             at=now,
             local=command.local,
         )
-        chosen = matching.rank(
-            await tx.candidates(request.topics),
-            topics=request.topics,
-            requester_person_id=member.person_id,
-            now=now,
-            limit=self._rules.notify_limit,
-        )
+        chosen, paused = await self._choose(tx, request, now)
         origin = (member.platform, member.community_id)
         communities = [
             c
@@ -320,16 +334,91 @@ class Dispatcher:
             if (v.member.platform, v.member.community_id) not in posted
             and v.member.platform in self._platforms
         ]
-        await tx.enqueue(notices, now)
+        await tx.enqueue(notices + paused, now)
         if chosen:
-            await tx.mark_notified([v.person_id for v in chosen], now)
+            await tx.mark_notified([v.person_id for v in chosen], now, request.id)
         if not request.topics:
-            return Reply(
-                texts.ASKED_NO_TOPICS.format(id=request.id, s=texts.plural(len(communities)))
-            )
-        return Reply(
-            texts.ASKED.format(id=request.id, count=len(chosen), s=texts.plural(len(chosen)))
+            text = texts.ASKED_NO_TOPICS.format(id=request.id, s=texts.plural(len(communities)))
+        else:
+            text = texts.ASKED.format(id=request.id, count=len(chosen), s=texts.plural(len(chosen)))
+        hint = await reciprocity.hint(tx, member, request, now) if self._rules.reciprocity else ""
+        return Reply(f"{text}\n{hint}" if hint else text)
+
+    async def _choose(
+        self,
+        tx: Transaction,
+        request: Request,
+        now: datetime,
+        exclude: frozenset[int] = frozenset(),
+    ) -> tuple[list[Volunteer], list[Outgoing]]:
+        """The volunteers to notify, and DMs to those paused for ignoring too many in a row."""
+        candidates = [
+            v
+            for v in await tx.candidates(request.topics, now - reciprocity.LOAD_WINDOW)
+            if v.person_id not in exclude
+        ]
+        silent = reciprocity.silent(candidates, request, now, after=self._rules.auto_pause_after)
+        told = []
+        for volunteer in silent:
+            await tx.save_volunteer(volunteer.member, volunteer.topics, now + AUTO_PAUSE)
+            if volunteer.member.platform in self._platforms:
+                text = texts.AUTO_PAUSED.format(count=volunteer.ignored_streak)
+                told.append(effects.direct(volunteer.member, text))
+        chosen = matching.rank(
+            [v for v in candidates if v not in silent],
+            topics=request.topics,
+            requester_person_id=request.requester.person_id,
+            now=now,
+            limit=self._rules.notify_limit,
         )
+        return chosen, told
+
+    async def _renotify(self, tx: Transaction, member: Member, request_id: int) -> Reply:
+        now = self._clock.now()
+        request = await self._own_request(tx, member, request_id)
+        if request.status is not Status.OPEN:
+            raise _Refused(texts.NOT_OPEN.format(id=request_id, status=request.status))
+        if not await tx.claim_renotify(request_id, now - RENOTIFY_EVERY, now):
+            raise _Refused(texts.RENOTIFY_DAILY.format(id=request_id))
+        already = frozenset(await tx.notified_for(request_id))
+        chosen, paused = await self._choose(tx, request, now, exclude=already)
+        topics = " ".join(f"#{t}" for t in request.topics)
+        notices = [
+            effects.direct(
+                v.member, texts.RENOTIFY_DM.format(id=request_id, link=request.link, topics=topics)
+            )
+            for v in chosen
+            if v.member.platform in self._platforms
+        ]
+        await tx.enqueue(notices + paused, now)
+        if not chosen:
+            return Reply(texts.RENOTIFY_NOBODY.format(id=request_id))
+        await tx.mark_notified([v.person_id for v in chosen], now, request_id)
+        return Reply(
+            texts.RENOTIFIED.format(id=request_id, count=len(chosen), s=texts.plural(len(chosen)))
+        )
+
+    async def _own_request(self, tx: Transaction, member: Member, request_id: int) -> Request:
+        request = await tx.request(request_id)
+        if request is None:
+            raise _Refused(texts.UNKNOWN_REQUEST.format(id=request_id))
+        if request.requester.person_id != member.person_id:
+            raise _Refused(texts.NOT_YOUR_REQUEST.format(id=request_id))
+        return request
+
+    async def _close(
+        self, tx: Transaction, member: Member, request_id: int, *, is_admin: bool
+    ) -> Reply:
+        reply = await self._transition(
+            tx, member, request_id, Action.CANCEL, is_admin=is_admin, response=texts.ENOUGH
+        )
+        return Reply(texts.CLOSED_ENOUGH.format(id=request_id)) if reply else reply
+
+    async def _stats(self, tx: Transaction, member: Member, now: datetime) -> Reply:
+        ledger = await tx.ledger(member.person_id, now - reciprocity.LOAD_WINDOW)
+        helpers = await tx.top_helpers(now - reciprocity.LOAD_WINDOW, now)
+        viewer = (member.platform, member.community_id)
+        return Reply(reciprocity.stats_text(ledger, helpers, viewer))
 
     async def _transition(
         self,
@@ -377,6 +466,9 @@ class Dispatcher:
             reminder_time=command.reminder_time
             or (known.reminder_time if known else self._rules.reminder_time),
             share=command.share if command.share is not None else (known.share if known else True),
+            recognition=command.recognition
+            if command.recognition is not None
+            else (known.recognition if known else True),
         )
         await tx.save_community(community)
         sharing = texts.SHARING_ON if community.share else texts.SHARING_OFF
@@ -413,6 +505,7 @@ class Dispatcher:
         if request_id is None or event.emoji not in (
             self._rules.claim_emoji,
             self._rules.done_emoji,
+            self._rules.thanks_emoji,
         ):
             return Reply.none()
         if await tx.seen_event(event.event_key, event.received_at):
@@ -429,6 +522,29 @@ class Dispatcher:
                     tx, member, request_id, Action.RELEASE, is_admin=False
                 )
             return Reply.none()  # taking back a 👀 that never won is not a release
+        if event.emoji == self._rules.thanks_emoji:
+            return await self._thank(tx, member, request, event) if event.added else Reply.none()
         if event.added and holds and request.status is Status.CLAIMED:
             return await self._transition(tx, member, request_id, Action.DONE, is_admin=False)
         return Reply.none()
+
+    async def _thank(
+        self, tx: Transaction, member: Member, request: Request, event: ReactionChanged
+    ) -> Reply:
+        """The requester's 🙏 on a done post thanks the reviewer (once per request)."""
+        reviewer = request.claimer
+        if (
+            request.status is not Status.DONE
+            or reviewer is None
+            or request.requester.person_id != member.person_id
+        ):
+            return Reply.none()
+        if not await tx.add_thanks(
+            request.id, member.person_id, reviewer.person_id, event.received_at
+        ):
+            return Reply.none()
+        if reviewer.platform in self._platforms:
+            viewer = (reviewer.platform, reviewer.community_id)
+            text = texts.THANKED.format(name=texts.who(member, viewer), id=request.id)
+            await tx.enqueue([effects.direct(reviewer, text)], event.received_at)
+        return Reply(texts.THANKS_SENT.format(name=texts.who(reviewer)))

@@ -1,7 +1,8 @@
 """Who hears about a request: a pure ranking over plain volunteer records.
 
 Eligible: shares a topic, is not the requester (any of their linked identities), is not paused,
-and is under their own cap of open claims. Ranked by fewest active claims, then least recently
+is under their own cap of open claims, and is not in their quiet hours. Ranked by fewest active
+claims, then fewest claims in the last 30 days (load balancing over time), then least recently
 notified, then person id, so equal volunteers take turns and the order is deterministic.
 """
 
@@ -9,11 +10,21 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
 
-from bot.model import Volunteer
+from bot.model import QuietHours, Volunteer
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def in_quiet_hours(quiet: QuietHours, now: datetime) -> bool:
+    """Whether `now` falls in the quiet window, in the volunteer's own time zone."""
+    local = now.astimezone(ZoneInfo(quiet.timezone)).time()
+    start, end = (time.fromisoformat(quiet.start), time.fromisoformat(quiet.end))
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end  # the window runs past midnight
 
 
 def is_eligible(
@@ -24,6 +35,7 @@ def is_eligible(
         and not volunteer.topics.isdisjoint(topics)
         and (volunteer.paused_until is None or volunteer.paused_until <= now)
         and volunteer.active_claims < volunteer.max_open_claims
+        and (volunteer.quiet is None or not in_quiet_hours(volunteer.quiet, now))
     )
 
 
@@ -48,5 +60,10 @@ def rank(
     return heapq.nsmallest(
         limit,
         eligible,
-        key=lambda v: (v.active_claims, v.last_notified_at or _NEVER, v.person_id),
+        key=lambda v: (
+            v.active_claims,
+            v.recent_claims,
+            v.last_notified_at or _NEVER,
+            v.person_id,
+        ),
     )

@@ -51,6 +51,7 @@ class Community:
     timezone: str = "UTC"
     reminder_time: str = "09:00"
     share: bool = True  # receives requests asked in other communities
+    recognition: bool = True  # a monthly thank-you post to last month's reviewers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,7 +81,28 @@ class Volunteer:
     max_open_claims: int = 3
     paused_until: datetime | None = None
     active_claims: int = 0
+    recent_claims: int = 0  # claims in the last 30 days: the load matching balances
     last_notified_at: datetime | None = None
+    quiet: QuietHours | None = None
+    ignored_streak: int = 0  # notifications in a row with no claim since
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuietHours:
+    start: str  # "22:00"
+    end: str  # "08:00"
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ledger:
+    """A person's give and take: reviews given (claims completed) and received."""
+
+    given: int = 0
+    given_recent: int = 0
+    received: int = 0
+    received_recent: int = 0
+    asked: int = 0  # requests ever opened: newcomers are never held back
 
 
 # --- inbound events: past-tense facts reported by an adapter ------------------------------------

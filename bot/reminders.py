@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot import effects, texts
+from bot import effects, reciprocity, texts
 from bot.model import Community, NoticeKind, Outgoing, Platform, Request
 from bot.ports import Clock
 from bot.transitions import Action, Transition, decide
@@ -47,6 +47,7 @@ class SweepReport:
     released: list[int] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
     notices: list[Outgoing] = field(default_factory=list)
+    recognitions: list[Community] = field(default_factory=list)
 
 
 def local_date(now: datetime, timezone: str) -> str:
@@ -127,6 +128,7 @@ class Reminders:
             if only_when_due and not is_due(community.timezone, community.reminder_time, now):
                 continue
             await self._digest(tx, community, now, report)
+            await self._recognition(tx, community, now, report)
 
     async def _stale(
         self, tx: Transaction, now: datetime, timezone: str
@@ -187,6 +189,38 @@ class Reminders:
             day,
             len(stale) + more,
         )
+
+    async def _recognition(
+        self, tx: Transaction, community: Community, now: datetime, report: SweepReport
+    ) -> None:
+        """On the first of the month, thank last month's reviewers (communities may opt out)."""
+        zone = ZoneInfo(community.timezone)
+        local = now.astimezone(zone)
+        if local.day != 1 or not community.recognition:
+            return
+        key = f"recognition-{local:%Y-%m}"
+        if not await tx.record_reminder_run(community.platform, community.community_id, key, now):
+            return
+        this_month = datetime(local.year, local.month, 1, tzinfo=zone)
+        last_month = (this_month - timedelta(days=1)).replace(day=1)
+        helpers = await tx.top_helpers(last_month, this_month)
+        if not helpers:
+            return
+        viewer = (community.platform, community.community_id)
+        text = texts.RECOGNITION.format(names=reciprocity.helped_list(helpers, viewer))
+        await tx.enqueue(
+            [
+                Outgoing(
+                    kind=NoticeKind.CHANNEL_TEXT,
+                    platform=community.platform,
+                    community_id=community.community_id,
+                    channel_id=community.review_channel_id or "",
+                    text=text,
+                )
+            ],
+            now,
+        )
+        report.recognitions.append(community)
 
     async def _system(
         self, tx: Transaction, request: Request, action: Action, now: datetime

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError
@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     expire_after_days: float = Field(default=14, gt=0)
     claim_emoji: str = Field(default="eyes", min_length=1)
     done_emoji: str = Field(default="white_check_mark", min_length=1)
+    thanks_emoji: str = Field(default="pray", min_length=1)
+    reciprocity: Literal["off", "soft"] = "soft"
     notify_limit: int = Field(default=3, ge=0, le=50)
     requests_per_hour: int = Field(default=10, ge=1)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
@@ -119,6 +121,8 @@ class Settings(BaseSettings):
             requests_per_hour=self.requests_per_hour,
             claim_emoji=self.claim_emoji,
             done_emoji=self.done_emoji,
+            thanks_emoji=self.thanks_emoji,
+            reciprocity=self.reciprocity == "soft",
             timezone=self.timezone,
             reminder_time=self.reminder_time,
         )

@@ -9,6 +9,31 @@ from datetime import datetime
 
 from bot.model import Member, Request, Status
 
+STATS_OWN = (
+    "You have reviewed {given} request{gs} ({given_recent} in the last 30 days) and received "
+    "{received} review{rs} ({received_recent} in the last 30 days)."
+)
+STATS_HELPERS = "Thank you, this month's reviewers: {names}."
+STATS_NO_HELPERS = "No reviews finished in the last 30 days yet: be the first!"
+HELPED = "{name} helped {count} {people}"
+QUIET_ON = "Quiet hours set: no notifications {start}-{end} ({tz})."
+QUIET_OFF = "Quiet hours off."
+RENOTIFIED = "Asked {count} more volunteer{s} to look at request #{id}."
+RENOTIFY_NOBODY = "Nobody else is available for request #{id} right now; it stays in the digest."
+RENOTIFY_DAILY = "Request #{id} was re-announced less than a day ago; try again tomorrow."
+NOT_YOUR_REQUEST = "Only the person who asked can do that with request #{id}."
+RENOTIFY_DM = "Could you review request #{id} ({link})? {topics} Claim it with /review claim {id}."
+CLOSED_ENOUGH = "Closed request #{id}: glad you got enough feedback."
+ENOUGH = "got enough feedback"
+SUGGEST = "While you wait, you could help someone else: {items}."
+AUTO_PAUSED = (
+    "You have not picked up the last {count} requests you were told about, so notifications are "
+    "paused. /review resume turns them back on."
+)
+THANKED = "{name} thanked you for reviewing request #{id}."
+THANKS_SENT = "Thanks sent to {name}."
+RECOGNITION = "Thank you to last month's reviewers: {names}. Help others learn as you learn!"
+
 HELP = (
     "reviewrelay relays review requests to volunteers.\n"
     "/review <link> [#topic ...] [note]: ask for a review\n"
@@ -21,6 +46,8 @@ HELP = (
     "/review setup [tz=Europe/Berlin] [time=09:00] [share=on|off]: make this channel the review "
     "channel (admins)\n"
     "/review link [CODE] | unlink: join your Slack and Discord accounts into one person\n"
+    "/review stats: your give and take | /review quiet 22:00-08:00 Europe/Berlin (or off)\n"
+    "/review nudge <id>: ask more volunteers | /review close <id> enough: got enough feedback\n"
     "React with :eyes: on a request to claim it and :white_check_mark: when you are done."
 )
 
@@ -111,6 +138,8 @@ def plural(count: int) -> str:
 
 
 def status_text(request: Request, viewer: tuple[str, str] | None = None) -> str:
+    if request.status is Status.CANCELLED and request.response:
+        return f"closed: {request.response}"
     claimer = who(request.claimer, viewer) if request.claimer else "?"
     return STATUS_WORDS[request.status].format(claimer=claimer)
 

@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.model import Community, Member, Notice, Outgoing, Platform, Request, Status, Volunteer
+from bot.model import (
+    Community,
+    Ledger,
+    Member,
+    Notice,
+    Outgoing,
+    Platform,
+    QuietHours,
+    Request,
+    Status,
+    Volunteer,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +147,33 @@ class Transaction(Protocol):
         self, member: Member, topics: frozenset[str], paused_until: datetime | None
     ) -> None: ...
     async def remove_volunteer(self, person_id: int) -> None: ...
-    async def candidates(self, topics: Sequence[str]) -> list[Volunteer]:
-        """Volunteers sharing at least one topic, with their active claim counts."""
+    async def candidates(self, topics: Sequence[str], recent_since: datetime) -> list[Volunteer]:
+        """Volunteers sharing a topic, with their active claims and claims since `recent_since`."""
         ...
 
-    async def mark_notified(self, person_ids: Sequence[int], at: datetime) -> None: ...
+    async def mark_notified(
+        self, person_ids: Sequence[int], at: datetime, request_id: int | None = None
+    ) -> None:
+        """Record a notification (of that request): it counts as ignored until they claim."""
+        ...
+
+    async def notified_for(self, request_id: int) -> set[int]: ...
+    async def set_quiet(self, person_id: int, quiet: QuietHours | None) -> None: ...
+    async def claim_renotify(self, request_id: int, not_since: datetime, at: datetime) -> bool:
+        """Mark a re-notification; False if there was one after `not_since` already."""
+        ...
+
+    # the give/take record
+    async def ledger(self, person_id: int, since: datetime) -> Ledger: ...
+    async def top_helpers(
+        self, since: datetime, until: datetime, limit: int = 5
+    ) -> list[tuple[Member, int]]:
+        """Who completed most reviews in the period, most first."""
+        ...
+
+    async def add_thanks(
+        self, request_id: int, from_person: int, to_person: int, at: datetime
+    ) -> bool: ...
 
     # outbox
     async def enqueue(self, notices: Sequence[Outgoing], at: datetime) -> None: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -24,11 +24,13 @@ import aiosqlite
 from bot.errors import StoreError
 from bot.model import (
     Community,
+    Ledger,
     Member,
     Notice,
     NoticeKind,
     Outgoing,
     Platform,
+    QuietHours,
     Request,
     Status,
     Volunteer,
@@ -93,11 +95,15 @@ SELECT v.*, m.display_name,
        (SELECT group_concat(t.topic, ' ') FROM volunteer_topics t WHERE t.person_id = v.person_id)
            AS topics,
        (SELECT COUNT(*) FROM requests r
-        WHERE r.claimer_person = v.person_id AND r.status = 'claimed') AS active_claims
+        WHERE r.claimer_person = v.person_id AND r.status = 'claimed') AS active_claims,
+       (SELECT COUNT(*) FROM claims c
+        WHERE c.person_id = v.person_id AND c.claimed_at >= ?) AS recent_claims
 FROM volunteers v
 JOIN members m ON m.platform = v.platform AND m.community_id = v.community_id
                AND m.user_id = v.user_id
 """
+
+_NO_RECENT_COUNT = "9999"  # a `since` later than any claim: single lookups skip the 30-day count
 
 # Every volunteer column but the key, for copying a volunteer to another person.
 _VOLUNTEER_COLUMNS = (
@@ -120,7 +126,7 @@ _REOPEN_SQL = """UPDATE requests SET status = 'open', created_at = ?, updated_at
     WHERE id = ? AND status = ? RETURNING id"""
 # Cancelled and expired requests keep no claimer: the hold ended without a review.
 _END_SQL = """UPDATE requests SET status = ?, claimer_platform = NULL, claimer_community = NULL,
-    claimer_user = NULL, claimer_person = NULL, claimed_at = NULL, updated_at = ?
+    claimer_user = NULL, claimer_person = NULL, claimed_at = NULL, updated_at = ?, response = ?
     WHERE id = ? AND status = ? RETURNING id"""
 _CLAIM_END = {
     Status.OPEN: "released",
@@ -178,7 +184,12 @@ def _row_to_volunteer(row: sqlite3.Row) -> Volunteer:
         max_open_claims=row["max_open_claims"],
         paused_until=_dt(row["paused_until"]),
         active_claims=row["active_claims"],
+        recent_claims=row["recent_claims"],
         last_notified_at=_dt(row["last_notified_at"]),
+        quiet=QuietHours(start=row["quiet_start"], end=row["quiet_end"], timezone=row["quiet_tz"])
+        if row["quiet_start"]
+        else None,
+        ignored_streak=row["ignored_streak"],
     )
 
 
@@ -191,6 +202,7 @@ def _row_to_community(row: sqlite3.Row) -> Community:
         timezone=row["timezone"],
         reminder_time=row["reminder_time"],
         share=bool(row["share"]),
+        recognition=bool(row["recognition"]),
     )
 
 
@@ -210,10 +222,15 @@ class SqliteTransaction:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
 
-    async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        return list(await self._db.execute_fetchall(sql, tuple(params)))
+    async def _rows(
+        self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()
+    ) -> list[sqlite3.Row]:
+        bound = params if isinstance(params, Mapping) else tuple(params)
+        return list(await self._db.execute_fetchall(sql, bound))
 
-    async def _one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+    async def _one(
+        self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()
+    ) -> sqlite3.Row | None:
         rows = await self._rows(sql, params)
         return rows[0] if rows else None
 
@@ -276,10 +293,11 @@ class SqliteTransaction:
     async def save_community(self, community: Community) -> None:
         await self._run(
             "INSERT INTO communities (platform, community_id, name, review_channel_id, timezone, "
-            "reminder_time, share) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-            "name = excluded.name, review_channel_id = excluded.review_channel_id, "
-            "timezone = excluded.timezone, reminder_time = excluded.reminder_time, "
-            "share = excluded.share",
+            "reminder_time, share, recognition) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET name = excluded.name, "
+            "review_channel_id = excluded.review_channel_id, timezone = excluded.timezone, "
+            "reminder_time = excluded.reminder_time, share = excluded.share, "
+            "recognition = excluded.recognition",
             (
                 community.platform,
                 community.community_id,
@@ -288,6 +306,7 @@ class SqliteTransaction:
                 community.timezone,
                 community.reminder_time,
                 community.share,
+                community.recognition,
             ),
         )
 
@@ -379,6 +398,11 @@ class SqliteTransaction:
             )
             changed = await self._rows(_TRANSITION_SQL[after], params)
             if changed:
+                # Claiming anything answers the notifications this person was ignoring.
+                await self._run(
+                    "UPDATE volunteers SET ignored_streak = 0 WHERE person_id = ?",
+                    (actor.person_id,),
+                )
                 await self._run(
                     "INSERT INTO claims (request_id, person_id, status, claimed_at) "
                     "VALUES (?, ?, 'active', ?)",
@@ -392,7 +416,7 @@ class SqliteTransaction:
             elif after is Status.DONE:
                 sql, params = _TRANSITION_SQL[after], (response, _ts(at), request_id, before)
             else:
-                sql, params = _END_SQL, (after, _ts(at), request_id, before)
+                sql, params = _END_SQL, (after, _ts(at), response, request_id, before)
             changed = await self._rows(sql, params)
             if changed:
                 await self._run(
@@ -515,7 +539,9 @@ class SqliteTransaction:
         ]
 
     async def volunteer(self, person_id: int) -> Volunteer | None:
-        row = await self._one(_VOLUNTEER_SELECT + " WHERE v.person_id = ?", (person_id,))
+        row = await self._one(
+            _VOLUNTEER_SELECT + " WHERE v.person_id = ?", (_NO_RECENT_COUNT, person_id)
+        )
         return _row_to_volunteer(row) if row else None
 
     async def save_volunteer(
@@ -525,7 +551,7 @@ class SqliteTransaction:
             "INSERT INTO volunteers (person_id, platform, community_id, user_id, paused_until) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET platform = excluded.platform, "
             "community_id = excluded.community_id, user_id = excluded.user_id, "
-            "paused_until = excluded.paused_until",
+            "paused_until = excluded.paused_until, ignored_streak = 0",
             (
                 member.person_id,
                 member.platform,
@@ -544,22 +570,110 @@ class SqliteTransaction:
         await self._run("DELETE FROM volunteer_topics WHERE person_id = ?", (person_id,))
         await self._run("DELETE FROM volunteers WHERE person_id = ?", (person_id,))
 
-    async def candidates(self, topics: Sequence[str]) -> list[Volunteer]:
+    async def candidates(self, topics: Sequence[str], recent_since: datetime) -> list[Volunteer]:
         if not topics:
             return []
         rows = await self._rows(
             _VOLUNTEER_SELECT + " WHERE v.person_id IN (SELECT person_id FROM volunteer_topics "
             f"WHERE topic IN ({_placeholders(topics)}))",
-            topics,
+            (_ts(recent_since), *topics),
         )
         return [_row_to_volunteer(r) for r in rows]
 
-    async def mark_notified(self, person_ids: Sequence[int], at: datetime) -> None:
+    async def mark_notified(
+        self, person_ids: Sequence[int], at: datetime, request_id: int | None = None
+    ) -> None:
         await self._run(
-            f"UPDATE volunteers SET last_notified_at = ? WHERE person_id IN "
-            f"({_placeholders(person_ids)})",
+            "UPDATE volunteers SET last_notified_at = ?, ignored_streak = ignored_streak + 1 "
+            f"WHERE person_id IN ({_placeholders(person_ids)})",
             (_ts(at), *person_ids),
         )
+        if request_id is not None:
+            await self._db.executemany(
+                "INSERT OR IGNORE INTO notifications VALUES (?, ?, ?)",
+                [(request_id, p, _ts(at)) for p in person_ids],
+            )
+
+    async def notified_for(self, request_id: int) -> set[int]:
+        rows = await self._rows(
+            "SELECT person_id FROM notifications WHERE request_id = ?", (request_id,)
+        )
+        return {int(r["person_id"]) for r in rows}
+
+    async def set_quiet(self, person_id: int, quiet: QuietHours | None) -> None:
+        values = (quiet.start, quiet.end, quiet.timezone) if quiet else (None, None, None)
+        await self._run(
+            "UPDATE volunteers SET quiet_start = ?, quiet_end = ?, quiet_tz = ? "
+            "WHERE person_id = ?",
+            (*values, person_id),
+        )
+
+    async def claim_renotify(self, request_id: int, not_since: datetime, at: datetime) -> bool:
+        rows = await self._rows(
+            "UPDATE requests SET renotified_at = ? WHERE id = ? "
+            "AND (renotified_at IS NULL OR renotified_at <= ?) RETURNING id",
+            (_ts(at), request_id, _ts(not_since)),
+        )
+        return bool(rows)
+
+    async def ledger(self, person_id: int, since: datetime) -> Ledger:
+        row = await self._one(
+            "SELECT "
+            "(SELECT COUNT(*) FROM claims WHERE person_id = :p AND status = 'done') AS given, "
+            "(SELECT COUNT(*) FROM claims WHERE person_id = :p AND status = 'done' "
+            " AND ended_at >= :since) AS given_recent, "
+            "(SELECT COUNT(*) FROM requests WHERE requester_person = :p AND status = 'done') "
+            " AS received, "
+            "(SELECT COUNT(*) FROM requests WHERE requester_person = :p AND status = 'done' "
+            " AND updated_at >= :since) AS received_recent, "
+            "(SELECT COUNT(*) FROM requests WHERE requester_person = :p) AS asked",
+            {"p": person_id, "since": _ts(since)},
+        )
+        assert row is not None  # noqa: S101 - a SELECT of counts always yields one row
+        return Ledger(
+            given=row["given"],
+            given_recent=row["given_recent"],
+            received=row["received"],
+            received_recent=row["received_recent"],
+            asked=row["asked"],
+        )
+
+    async def top_helpers(
+        self, since: datetime, until: datetime, limit: int = 5
+    ) -> list[tuple[Member, int]]:
+        rows = await self._rows(
+            "SELECT c.person_id, COUNT(*) AS n, m.platform, m.community_id, m.user_id, "
+            "m.display_name, (SELECT name FROM communities k WHERE k.platform = m.platform "
+            "AND k.community_id = m.community_id) AS community_name "
+            "FROM claims c JOIN members m ON m.rowid = (SELECT rowid FROM members "
+            "WHERE person_id = c.person_id ORDER BY rowid LIMIT 1) "
+            "WHERE c.status = 'done' AND c.ended_at >= ? AND c.ended_at < ? "
+            "GROUP BY c.person_id ORDER BY n DESC, c.person_id LIMIT ?",
+            (_ts(since), _ts(until), limit),
+        )
+        return [
+            (
+                Member(
+                    platform=Platform(r["platform"]),
+                    community_id=r["community_id"],
+                    user_id=r["user_id"],
+                    display_name=r["display_name"],
+                    person_id=r["person_id"],
+                    community_name=r["community_name"] or "",
+                ),
+                int(r["n"]),
+            )
+            for r in rows
+        ]
+
+    async def add_thanks(
+        self, request_id: int, from_person: int, to_person: int, at: datetime
+    ) -> bool:
+        rows = await self._rows(
+            "INSERT INTO thanks VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING request_id",
+            (request_id, from_person, to_person, _ts(at)),
+        )
+        return bool(rows)
 
     async def enqueue(self, notices: Sequence[Outgoing], at: datetime) -> None:
         await self._db.executemany(

@@ -1,0 +1,182 @@
+"""Give and take: stats, fair load, quiet hours, auto-pause, thanks, nudge, close, hints,
+and the monthly thank-you post."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.matching import in_quiet_hours
+from bot.model import NoticeKind, QuietHours, Status
+from bot.reminders import ReminderRules, Reminders
+from tests.factories import command, reaction
+
+
+async def _say(dispatcher, clock, text, who):
+    return (await dispatcher.handle(command(text, who, at=clock.now()))).text
+
+
+async def _reviewed(dispatcher, clock, link, asker, reviewer):
+    """One full round: `asker` asks, `reviewer` claims and finishes."""
+    opened = await _say(dispatcher, clock, f"{link} #python", asker)
+    request_id = int(opened.split("#")[1].split()[0])
+    await _say(dispatcher, clock, f"claim {request_id}", reviewer)
+    await _say(dispatcher, clock, f"done {request_id}", reviewer)
+    clock.advance(minutes=2)
+    return request_id
+
+
+def _dms(sender, user):
+    return [n.text for n in sender.sent if n.kind is NoticeKind.DIRECT and n.user_id == user]
+
+
+async def test_stats_show_your_balance_and_thank_the_months_helpers(dispatcher, clock):
+    """`stats` gives your own counts and thanks the month's reviewers by name."""
+    await _reviewed(dispatcher, clock, "https://example.com/a", "riley", "vera")
+    await _reviewed(dispatcher, clock, "https://example.com/b", "riley", "vera")
+    await _reviewed(dispatcher, clock, "https://example.com/c", "vera", "sam")
+    text = await _say(dispatcher, clock, "stats", "riley")
+    assert text.startswith(
+        "You have reviewed 0 requests (0 in the last 30 days) and received "
+        "2 reviews (2 in the last 30 days)."
+    )
+    assert "vera helped 2 people, sam helped 1 person" in text
+
+
+def test_quiet_hours_wrap_past_midnight():
+    """22:00-08:00 in Berlin covers 23:30 and 07:00 Berlin time but not noon."""
+    quiet = QuietHours(start="22:00", end="08:00", timezone="Europe/Berlin")
+    assert in_quiet_hours(quiet, datetime(2026, 11, 27, 22, 30, tzinfo=UTC))  # 23:30 Berlin
+    assert in_quiet_hours(quiet, datetime(2026, 11, 27, 6, 0, tzinfo=UTC))  # 07:00 Berlin
+    assert not in_quiet_hours(quiet, datetime(2026, 11, 27, 11, 0, tzinfo=UTC))
+
+
+async def test_volunteer_in_quiet_hours_is_not_pinged(dispatcher, worker, sender, clock):
+    """A volunteer in their quiet hours is skipped; another one is notified instead."""
+    await _say(dispatcher, clock, "volunteer python", "vera")
+    await _say(dispatcher, clock, "volunteer python", "sam")
+    quiet = await _say(dispatcher, clock, "quiet 07:00-12:00 UTC", "vera")  # clock is 08:00 UTC
+    assert quiet == "Quiet hours set: no notifications 07:00-12:00 (UTC)."
+    await _say(dispatcher, clock, "https://example.com/a #python", "riley")
+    await worker.drain()
+    assert sender.sent[-1].mentions == ("sam",)
+
+
+async def test_load_over_thirty_days_decides_between_idle_volunteers(
+    dispatcher, worker, sender, clock
+):
+    """Of two idle volunteers, the one who reviewed less in the last 30 days is asked first."""
+    await _say(dispatcher, clock, "volunteer python", "vera")
+    await _say(dispatcher, clock, "volunteer python", "sam")
+    await _reviewed(dispatcher, clock, "https://example.com/a", "riley", "sam")
+    await _reviewed(dispatcher, clock, "https://example.com/b", "riley", "sam")
+    sender.sent.clear()
+    await _say(dispatcher, clock, "https://example.com/c #python", "lee")
+    await worker.drain()
+    assert sender.sent[-1].mentions[0] == "vera"
+
+
+async def test_three_ignored_notifications_pause_a_volunteer(store, clock, worker, sender):
+    """After three notifications in a row with no claim, the volunteer is paused and told how to
+    resume; resuming brings them back."""
+    from bot.dispatcher import Dispatcher, Rules
+    from bot.model import Platform
+    from tests.conftest import COMMUNITY
+
+    dispatcher = Dispatcher(
+        store=store, clock=clock, rules=Rules(notify_limit=1), platforms=[Platform.CONSOLE]
+    )
+    await dispatcher.connect_community(COMMUNITY)
+    await _say(dispatcher, clock, "volunteer python", "vera")
+    for i in range(3):
+        reply = await _say(dispatcher, clock, f"https://example.com/{i} #python", "riley")
+        assert reply.endswith("1 volunteer notified.")
+    fourth = await _say(dispatcher, clock, "https://example.com/4 #python", "riley")
+    assert fourth.endswith("0 volunteers notified.")
+    await worker.drain()
+    assert any("notifications are paused" in t for t in _dms(sender, "vera"))
+    await _say(dispatcher, clock, "resume", "vera")
+    fifth = await _say(dispatcher, clock, "https://example.com/5 #python", "riley")
+    assert fifth.endswith("1 volunteer notified.")
+
+
+async def test_thanks_reaction_reaches_the_reviewer_once(dispatcher, worker, sender, clock):
+    """The requester's 🙏 on a done post DMs the reviewer; a second 🙏 or someone else's does
+    nothing."""
+    await _say(dispatcher, clock, "https://example.com/a #python", "riley")
+    await worker.drain()  # the relay post becomes message m1
+    await _say(dispatcher, clock, "claim 1", "vera")
+    await _say(dispatcher, clock, "done 1", "vera")
+    other = await dispatcher.handle(reaction("m1", "pray", "sam", at=clock.now()))
+    assert not other
+    thanks = await dispatcher.handle(reaction("m1", "pray", "riley", at=clock.now()))
+    assert thanks.text == "Thanks sent to vera."
+    again = await dispatcher.handle(reaction("m1", "pray", "riley", at=clock.now()))
+    assert not again
+    await worker.drain()
+    assert _dms(sender, "vera") == ["riley thanked you for reviewing request #1."]
+
+
+async def test_nudge_asks_new_volunteers_once_a_day(dispatcher, worker, sender, clock):
+    """`nudge` re-notifies volunteers not asked yet, only for the requester, once per day."""
+    for name in ("vera", "sam", "lee", "kim"):
+        await _say(dispatcher, clock, "volunteer python", name)
+    await _say(dispatcher, clock, "https://example.com/a #python", "riley")  # asks 3 of 4
+    assert await _say(dispatcher, clock, "nudge 1", "sam") == (
+        "Only the person who asked can do that with request #1."
+    )
+    assert await _say(dispatcher, clock, "nudge 1", "riley") == (
+        "Asked 1 more volunteer to look at request #1."
+    )
+    assert await _say(dispatcher, clock, "nudge 1", "riley") == (
+        "Request #1 was re-announced less than a day ago; try again tomorrow."
+    )
+    clock.advance(days=1, minutes=1)
+    assert await _say(dispatcher, clock, "nudge 1", "riley") == (
+        "Nobody else is available for request #1 right now; it stays in the digest."
+    )
+
+
+async def test_close_enough_ends_the_request_and_tells_the_claimer(
+    dispatcher, worker, sender, store, clock
+):
+    """`close <id> enough` closes the request with that reason and tells whoever held it."""
+    await _say(dispatcher, clock, "https://example.com/a #python", "riley")
+    await _say(dispatcher, clock, "claim 1", "vera")
+    assert await _say(dispatcher, clock, "close 1 enough", "riley") == (
+        "Closed request #1: glad you got enough feedback."
+    )
+    async with store.transaction() as tx:
+        request = await tx.request(1)
+    assert request is not None
+    assert (request.status, request.response) == (Status.CANCELLED, "got enough feedback")
+    await worker.drain()
+    assert _dms(sender, "vera") == ["Request #1 that you held was cancelled by the requester."]
+
+
+async def test_takers_get_a_hint_newcomers_do_not(dispatcher, clock):
+    """Someone who received 3+ more reviews than they gave (after 3 requests) is pointed at open
+    requests they could review; a newcomer is not."""
+    assert "\n" not in await _say(dispatcher, clock, "https://example.com/x #python", "sam")
+    for i in range(3):
+        await _reviewed(dispatcher, clock, f"https://example.com/{i}", "riley", "vera")
+    reply = await _say(dispatcher, clock, "https://example.com/new #python", "riley")
+    assert reply.endswith("While you wait, you could help someone else: #1 https://example.com/x.")
+
+
+async def test_monthly_thank_you_post_on_the_first(dispatcher, worker, sender, store, clock):
+    """On the first of the month, the review channel thanks last month's reviewers by name."""
+    clock.set(datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
+    await _reviewed(dispatcher, clock, "https://example.com/a", "riley", "vera")
+    clock.set(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    rules = ReminderRules(
+        stale_after=timedelta(days=30),
+        nudge_after=timedelta(days=30),
+        expire_after=timedelta(days=30),
+    )
+    report = await Reminders(
+        store=store, clock=clock, rules=rules, platforms={sender.platform}
+    ).run()
+    await worker.drain()
+    assert len(report.recognitions) == 1
+    [post] = [n for n in sender.sent if n.kind is NoticeKind.CHANNEL_TEXT]
+    assert post.text.startswith("Thank you to last month's reviewers: vera helped 1 person.")
