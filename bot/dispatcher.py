@@ -112,8 +112,11 @@ class Dispatcher:
         except _Refused as refused:
             reply = refused.reply
             if not event.reply_inline:
+                # The refusal rolled back with its event key; record the key with the notice so
+                # a platform retry of this event is not refused (and told) twice.
                 async with self._store.transaction() as tx:
-                    await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
+                    if not await tx.seen_event(event.event_key, event.received_at):
+                        await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
         self._on_enqueue()
         return reply
 

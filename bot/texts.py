@@ -34,6 +34,8 @@ THANKED = "{name} thanked you for reviewing request #{id}."
 THANKS_SENT = "Thanks sent to {name}."
 RECOGNITION = "Thank you to last month's reviewers: {names}. Help others learn as you learn!"
 
+APOLOGY = "Sorry, something went wrong on our side; please try again in a minute."
+
 HELP = (
     "reviewrelay relays review requests to volunteers.\n"
     "/review <link> [#topic ...] [note]: ask for a review\n"

@@ -1,0 +1,146 @@
+"""Slack payloads in, model events out: pure functions, no I/O, never raising on what Slack sends.
+
+Each `parse_*` takes the payload bolt hands a listener (the form fields of a slash command, the
+Events API envelope, the block_actions payload) and returns an event with a de-duplication key, or
+None when the payload is not one of ours.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from bot.model import (
+    ButtonAction,
+    ButtonPressed,
+    CommandReceived,
+    Member,
+    Platform,
+    ReactionChanged,
+)
+
+ACTION_PREFIX = "review_"
+ACTION_IDS = {action: f"{ACTION_PREFIX}{action.value}" for action in ButtonAction}
+_ACTIONS_BY_ID = {action_id: action for action, action_id in ACTION_IDS.items()}
+_REACTION_EVENTS = {"reaction_added": True, "reaction_removed": False}
+_MAX_REQUEST_ID_DIGITS = 9
+# With "escape channels, users, and links" on, Slack wraps links as <url> or <url|label>.
+_LINK_MARKUP = re.compile(r"<(https?://[^|>\s]*)(?:\|[^>]*)?>")
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _member(team_id: str, user_id: str, name: str) -> Member:
+    return Member(platform=Platform.SLACK, community_id=team_id, user_id=user_id, display_name=name)
+
+
+def unescape(text: str) -> str:
+    """Undo Slack's escaping of `&`, `<`, `>` in what people typed (render escapes it again)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def command_text(raw: str) -> str:
+    """Slash command text as the person typed it: link markup unwrapped, entities decoded.
+
+    Slack escapes `&`, `<` and `>` in command text, so a link with a query string arrives with
+    `&amp;`; the core must see the real link. Decoding is safe because every renderer escapes.
+    """
+    return unescape(_LINK_MARKUP.sub(r"\1", raw))
+
+
+def parse_slash_command(body: Mapping[str, Any], *, received_at: datetime) -> CommandReceived:
+    """`/review ...`: keyed by `trigger_id`, which Slack mints once per invocation."""
+    team_id, user_id = _str(body.get("team_id")), _str(body.get("user_id"))
+    trigger_id = _str(body.get("trigger_id"))
+    # Slack always sends a trigger_id; without one, a key from the moment still keeps keys unique.
+    key = trigger_id or f"{team_id}:{user_id}:{received_at.isoformat()}"
+    return CommandReceived(
+        event_key=f"slack:command:{key}",
+        member=_member(team_id, user_id, _str(body.get("user_name"))),
+        channel_id=_str(body.get("channel_id")),
+        text=command_text(_str(body.get("text"))),
+        received_at=received_at,
+    )
+
+
+def emoji_name(reaction: str) -> str:
+    """`thumbsup::skin-tone-2` -> `thumbsup`: a skin tone does not change what a reaction means."""
+    return reaction.split("::", 1)[0].strip(":")
+
+
+def parse_reaction(
+    body: Mapping[str, Any], *, received_at: datetime, bot_user_id: str | None = None
+) -> ReactionChanged | None:
+    """A `reaction_added`/`reaction_removed` envelope as a ReactionChanged, or None.
+
+    None for reactions on files, the bot's own reactions, reactions on messages someone else
+    wrote, and anything incomplete. The key is the envelope's `event_id`, which Slack keeps
+    across its retries of one event.
+    """
+    event = _map(body.get("event"))
+    added = _REACTION_EVENTS.get(_str(event.get("type")))
+    item = _map(event.get("item"))
+    user_id, event_id = _str(event.get("user")), _str(body.get("event_id"))
+    channel_id, message_ts = _str(item.get("channel")), _str(item.get("ts"))
+    emoji = emoji_name(_str(event.get("reaction")))
+    if added is None or item.get("type") != "message" or user_id == bot_user_id:
+        return None
+    author = _str(event.get("item_user"))
+    if bot_user_id and author and author != bot_user_id:
+        return None  # relay posts are the bot's own: skip the store for everyone else's messages
+    if not (user_id and event_id and channel_id and message_ts and emoji):
+        return None
+    team_id = _str(body.get("team_id")) or _str(event.get("team"))
+    return ReactionChanged(
+        event_key=f"slack:event:{event_id}",
+        member=_member(team_id, user_id, ""),  # events carry no name; the store keeps the last one
+        channel_id=channel_id,
+        message_id=message_ts,
+        emoji=emoji,
+        added=added,
+        received_at=received_at,
+    )
+
+
+def _request_id(value: str) -> int | None:
+    if not (value.isascii() and value.isdigit()) or len(value) > _MAX_REQUEST_ID_DIGITS:
+        return None
+    return int(value)
+
+
+def parse_block_action(body: Mapping[str, Any], *, received_at: datetime) -> ButtonPressed | None:
+    """A Claim/Release/Done click on a relay post; None for any other action.
+
+    block_actions carry no event_id; `trigger_id` is minted once per click, so it is the key.
+    The reply goes out as an ephemeral notice: Slack shows nothing from a block_actions ack.
+    """
+    actions = body.get("actions")
+    action = _map(actions[0]) if isinstance(actions, list) and actions else {}
+    kind = _ACTIONS_BY_ID.get(_str(action.get("action_id")))
+    request_id = _request_id(_str(action.get("value")))
+    user, container = _map(body.get("user")), _map(body.get("container"))
+    user_id = _str(user.get("id"))
+    channel_id = _str(container.get("channel_id")) or _str(_map(body.get("channel")).get("id"))
+    message_ts = _str(container.get("message_ts")) or _str(_map(body.get("message")).get("ts"))
+    if kind is None or request_id is None or not (user_id and channel_id and message_ts):
+        return None
+    team_id = _str(_map(body.get("team")).get("id")) or _str(user.get("team_id"))
+    key = _str(body.get("trigger_id")) or f"{user_id}:{_str(action.get('action_ts'))}"
+    return ButtonPressed(
+        event_key=f"slack:action:{key}",
+        member=_member(team_id, user_id, _str(user.get("username")) or _str(user.get("name"))),
+        channel_id=channel_id,
+        message_id=message_ts,
+        action=kind,
+        request_id=request_id,
+        received_at=received_at,
+        reply_inline=False,
+    )

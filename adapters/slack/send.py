@@ -1,0 +1,105 @@
+"""SlackSender: the only path from the outbox to the Slack Web API.
+
+One notice, one Web API call, no retries here: the outbox owns retries, so a failure becomes a
+`DeliveryError` that says whether trying again can help (429 with its `Retry-After`, 5xx,
+timeouts, connection errors), whether the token is bad, or whether the notice is dead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import render
+from bot.errors import DeliveryError
+from bot.model import Notice, NoticeKind, Platform
+
+log = logging.getLogger(__name__)
+
+UNAUTHORIZED: Final = frozenset({"invalid_auth", "not_authed", "token_revoked", "account_inactive"})
+# Slack answers these with HTTP 200 now and then; they say "not now", not "never".
+TRANSIENT: Final = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+_TOO_MANY_REQUESTS = 429
+_SERVER_ERROR = 500
+
+
+def _retry_after(headers: Mapping[str, Any]) -> float | None:
+    raw = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if isinstance(raw, list):  # slack_sdk keeps header values as lists
+        raw = raw[0] if raw else None
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def delivery_error(method: str, exc: Exception) -> DeliveryError:
+    """Map what slack_sdk or aiohttp raised to the core's DeliveryError (never a token in it)."""
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        code = str(exc.response.get("error", "") or f"http_{status}")
+        message = f"slack {method}: {code} (HTTP {status})"
+        if status == _TOO_MANY_REQUESTS or code == "ratelimited":
+            after = _retry_after(exc.response.headers)
+            return DeliveryError(message, retryable=True, retry_after=after)
+        if code in UNAUTHORIZED:
+            # Worth sending again once the token is fixed; the worker stops calling Slack till then.
+            return DeliveryError(message, retryable=True, unauthorized=True)
+        return DeliveryError(message, retryable=status >= _SERVER_ERROR or code in TRANSIENT)
+    if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError):
+        return DeliveryError(f"slack {method}: {type(exc).__name__}", retryable=True)
+    return DeliveryError(f"slack {method}: {type(exc).__name__}: {exc}", retryable=False)
+
+
+class SlackSender:
+    """Sends notices with one AsyncWebClient (shared with bolt, its retry handlers removed)."""
+
+    platform = Platform.SLACK
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+
+    async def send(self, notice: Notice) -> str | None:
+        method, args = self._call(notice)
+        try:
+            response = await self._client.api_call(method, json=args)
+        except (SlackClientError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise delivery_error(method, exc) from None
+        if notice.kind in (NoticeKind.RELAY_POST, NoticeKind.CHANNEL_TEXT):
+            ts = response.get("ts")
+            return str(ts) if ts else None
+        return None
+
+    @staticmethod
+    def _call(notice: Notice) -> tuple[str, dict[str, Any]]:
+        """The Web API method and JSON arguments for a notice (what `send` will call)."""
+        text = render.render_text(notice.text)
+        match notice.kind:
+            case NoticeKind.RELAY_POST | NoticeKind.POST_UPDATE if notice.request is not None:
+                body = render.render_relay_post(notice.request, notice.mentions)
+                if notice.kind is NoticeKind.RELAY_POST:
+                    return "chat.postMessage", {"channel": notice.channel_id, **body}
+                edit = {"channel": notice.channel_id, "ts": notice.message_id}
+                return "chat.update", {**edit, **body}
+            case NoticeKind.DIRECT:
+                # A user id as channel posts to the app's DM with them: one call, no im:write,
+                # and no DM channel id to look up or cache (conversations.open would be a second
+                # call that can fail on its own between the two).
+                return "chat.postMessage", {"channel": notice.user_id, "text": text}
+            case NoticeKind.EPHEMERAL:
+                args = {"channel": notice.channel_id, "user": notice.user_id, "text": text}
+                return "chat.postEphemeral", args
+            case NoticeKind.CHANNEL_TEXT:
+                return "chat.postMessage", {"channel": notice.channel_id, "text": text}
+            case NoticeKind.TEXT_UPDATE:
+                args = {"channel": notice.channel_id, "ts": notice.message_id, "text": text}
+                return "chat.update", args
+        msg = f"slack cannot send a {notice.kind} notice without what it needs (notice {notice.id})"
+        raise DeliveryError(msg, retryable=False)

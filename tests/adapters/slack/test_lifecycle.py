@@ -1,0 +1,121 @@
+"""Starting, serving, failing and stopping: the adapter inside `bot.app.serve` and on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from adapters.http import HttpServer
+from adapters.slack import build_slack
+from bot.app import serve
+from bot.errors import ConfigError
+from tests.adapters.slack.conftest import BOB, SECRET, BrokenInbox, slack_settings
+from tests.fakes import slack_payloads as p
+from tests.fakes.fake_clock import FakeClock
+from tests.fakes.fake_slack import FakeSlack, sign
+
+
+def free_port() -> int:
+    # serve() binds settings.http_port itself; ask the OS for a free one on loopback first.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_serve_runs_slack_over_http(tmp_path: Path, slack: FakeSlack, clock: FakeClock):
+    """Under serve(): the route answers, /healthz reports Slack connected, the worker posts."""
+    settings = slack_settings(tmp_path, slack, http_port=free_port())
+    adapter = build_slack(settings, clock)
+    started, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(settings, [adapter], clock, started=started, stop=stop))
+    base = f"http://127.0.0.1:{settings.http_port}"
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        body = p.slash_command_body("https://example.com/d #go", user_id="U0ALICE")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/healthz") as health:
+                checks = (await health.json())["checks"]
+            async with http.post(
+                f"{base}/slack/events", data=body, headers=sign(body, SECRET)
+            ) as r:
+                answer = await r.json()
+        [post] = await slack.wait_for_call("chat.postMessage")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    assert checks == {"store": True, "slack": True}
+    assert answer["text"].startswith("Request #1 is open")
+    assert post.args["channel"] == settings.slack_review_channel
+    assert not adapter.connected
+
+
+async def test_handler_failures_apologise_or_ask_for_a_retry(
+    tmp_path: Path, slack: FakeSlack, clock: FakeClock, caplog: pytest.LogCaptureFixture
+):
+    """A failing command acks a one-line apology; a failing event or click answers 500."""
+    adapter = build_slack(slack_settings(tmp_path, slack), clock)
+    inbox = BrokenInbox()
+    server = HttpServer(host="127.0.0.1", port=0, checks={}, routes=adapter.routes())
+    command = p.slash_command_body("volunteer go", trigger_id="1.2.broken")
+    event = p.event_callback_body(
+        p.reaction_event(ts="1700000000.000100", user=BOB[0]), event_id="Ev0BROKEN"
+    )
+    click = p.block_actions_body("review_claim", "1", message_ts="1700000000.000100")
+    answers = []
+    try:
+        await adapter.start(inbox)
+        await server.start()
+        url = f"http://127.0.0.1:{server.port}/slack/events"
+        async with aiohttp.ClientSession() as http:
+            for body in (command, event, click):
+                async with http.post(url, data=body, headers=sign(body, SECRET)) as resp:
+                    answers.append((resp.status, await resp.text()))
+    finally:
+        await server.stop()
+        await adapter.stop()
+
+    assert answers[0][0] == 200
+    assert "Sorry, something went wrong" in answers[0][1]
+    assert "database is locked" not in answers[0][1]
+    assert [a[0] for a in answers[1:]] == [500, 500]
+    logged = caplog.text
+    assert "slack:command:1.2.broken" in logged
+    assert "slack:event:Ev0BROKEN" in logged
+    assert "slack:action:" in logged
+    assert [(c.community_id, c.name, c.review_channel_id) for c in inbox.communities] == [
+        (p.TEAM_ID, "Fake Team", "C0REVIEW")
+    ]
+
+
+async def test_rejected_token_at_start_is_a_config_error(
+    tmp_path: Path, slack: FakeSlack, clock: FakeClock
+):
+    """A revoked bot token stops the bot with one line naming SLACK_BOT_TOKEN."""
+    slack.set_token_revoked(True)
+    adapter = build_slack(slack_settings(tmp_path, slack), clock)
+
+    with pytest.raises(ConfigError, match=r"SLACK_BOT_TOKEN: .*token_revoked"):
+        await adapter.start(BrokenInbox())
+    assert not adapter.connected
+
+
+@pytest.mark.parametrize("secret", [None, ""])
+async def test_http_mode_without_signing_secret_is_refused(
+    tmp_path: Path, slack: FakeSlack, clock: FakeClock, secret: str | None
+):
+    """Without a signing secret, HTTP mode could not tell Slack from a forger: refuse to build."""
+    settings = slack_settings(tmp_path, slack, slack_signing_secret=secret)
+
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        build_slack(settings, clock)
+
+
+@pytest.fixture(autouse=True)
+def _info_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)

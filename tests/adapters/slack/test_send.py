@@ -1,0 +1,185 @@
+"""SlackSender: each notice kind is one Web API call, and failures map to DeliveryError."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.send import SlackSender
+from bot.errors import DeliveryError
+from bot.model import Member, Notice, NoticeKind, Platform, Request, Status
+from tests.adapters.slack.conftest import BOT_TOKEN
+from tests.fakes.fake_slack import FakeSlack
+
+AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+ALICE = Member(
+    platform=Platform.SLACK, community_id="T0001", user_id="U0ALICE", display_name="alice"
+)
+REQUEST = Request(
+    id=7,
+    link="https://example.com/draft",
+    topics=("python",),
+    note="<!here> look",
+    requester=ALICE,
+    origin_channel_id="C0001",
+    status=Status.OPEN,
+    created_at=AT,
+    updated_at=AT,
+)
+
+
+def notice(kind: NoticeKind, **fields: Any) -> Notice:
+    return Notice(id=1, kind=kind, platform=Platform.SLACK, community_id="T0001", **fields)
+
+
+@pytest.fixture
+async def sender(slack: FakeSlack) -> SlackSender:
+    # As build_slack makes it: no retry handlers, so each send is exactly one HTTP request.
+    return SlackSender(AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url, retry_handlers=[]))
+
+
+async def test_relay_post_then_update(slack: FakeSlack, sender: SlackSender):
+    """A relay post returns its ts; the update edits that very message with fresh blocks."""
+    ts = await sender.send(
+        notice(NoticeKind.RELAY_POST, channel_id="C0REVIEW", request=REQUEST, mentions=("U0BOB",))
+    )
+    cancelled = replace(REQUEST, status=Status.CANCELLED)
+    await sender.send(
+        notice(NoticeKind.POST_UPDATE, channel_id="C0REVIEW", message_id=str(ts), request=cancelled)
+    )
+
+    [post] = slack.calls("chat.postMessage")
+    [update] = slack.calls("chat.update")
+    assert ts == post.response["ts"]
+    assert "<@U0BOB>" in post.args["text"]
+    assert "link_names" not in post.args
+    assert "parse" not in post.args
+    assert "&lt;!here&gt;" in json.dumps(post.args["blocks"])
+    assert update.args["ts"] == ts
+    assert update.args["channel"] == "C0REVIEW"
+    [message] = slack.messages("C0REVIEW")
+    assert message["text"] == update.args["text"]
+    assert "cancelled" in json.dumps(message["blocks"])
+    assert "actions" not in json.dumps(message["blocks"])
+
+
+async def test_direct_message_goes_to_the_user_id(slack: FakeSlack, sender: SlackSender):
+    """A DM is one chat.postMessage to the user id: no conversations.open first."""
+    assert await sender.send(notice(NoticeKind.DIRECT, user_id="U0ALICE", text="a <@U1>")) is None
+
+    [call] = [c for c in slack.calls() if c.method != "auth.test"]
+    assert (call.method, call.args) == (
+        "chat.postMessage",
+        {"channel": "U0ALICE", "text": "a &lt;@U1&gt;"},
+    )
+
+
+async def test_ephemeral_channel_text_and_text_update(slack: FakeSlack, sender: SlackSender):
+    """Ephemerals, channel text (the digest) and its edit each map to their method."""
+    await sender.send(notice(NoticeKind.EPHEMERAL, channel_id="C0R", user_id="U0B", text="hi"))
+    ts = await sender.send(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="digest"))
+    await sender.send(
+        notice(NoticeKind.TEXT_UPDATE, channel_id="C0R", message_id=str(ts), text="digest 2")
+    )
+
+    assert [c.method for c in slack.calls()] == [
+        "chat.postEphemeral",
+        "chat.postMessage",
+        "chat.update",
+    ]
+    assert slack.ephemerals[0]["user"] == "U0B"
+    assert [m["text"] for m in slack.messages("C0R")] == ["digest 2"]
+
+
+async def test_rate_limit_is_retryable_with_retry_after(slack: FakeSlack, sender: SlackSender):
+    """HTTP 429 becomes a retryable error carrying Slack's Retry-After."""
+    slack.fail_next("chat.postMessage", status=429, retry_after=7)
+
+    with pytest.raises(DeliveryError) as caught:
+        await sender.send(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="x"))
+
+    assert (caught.value.retryable, caught.value.retry_after) == (True, 7.0)
+    assert len(slack.calls("chat.postMessage")) == 1  # no retry hidden in the client
+
+
+@pytest.mark.parametrize(
+    ("fault", "retryable", "unauthorized"),
+    [
+        ({"status": 503}, True, False),
+        ({"status": 500}, True, False),
+        ({"error": "internal_error"}, True, False),
+        ({"error": "invalid_auth"}, True, True),
+        ({"error": "token_revoked"}, True, True),
+        ({"error": "account_inactive"}, True, True),
+        ({"error": "not_authed"}, True, True),
+        ({"error": "channel_not_found"}, False, False),
+        ({"error": "not_in_channel"}, False, False),
+        ({"error": "is_archived"}, False, False),
+        ({"error": "msg_too_long"}, False, False),
+        ({"error": "missing_scope"}, False, False),
+        ({"error": "something_new"}, False, False),
+    ],
+)
+async def test_failures_map_to_delivery_errors(
+    slack: FakeSlack,
+    sender: SlackSender,
+    fault: dict[str, Any],
+    retryable: bool,
+    unauthorized: bool,
+):
+    """5xx and transient codes retry, token errors stop the platform, the rest dead-letter."""
+    slack.fail_next("*", **fault)
+
+    with pytest.raises(DeliveryError) as caught:
+        await sender.send(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="x"))
+
+    assert (caught.value.retryable, caught.value.unauthorized) == (retryable, unauthorized)
+    assert BOT_TOKEN not in str(caught.value)
+
+
+@pytest.mark.parametrize("error", ["message_not_found", "cant_update_message"])
+async def test_editing_a_missing_message_is_permanent(
+    slack: FakeSlack, sender: SlackSender, error: str
+):
+    """An edit of a message that is gone (or not ours) will never work."""
+    slack.fail_next("chat.update", error=error)
+
+    with pytest.raises(DeliveryError) as caught:
+        await sender.send(
+            notice(NoticeKind.POST_UPDATE, channel_id="C0R", message_id="1.2", request=REQUEST)
+        )
+
+    assert caught.value.retryable is False
+
+
+async def test_timeout_and_connection_errors_are_retryable(slack: FakeSlack):
+    """A slow Slack and an unreachable one are both worth another try."""
+    slow = SlackSender(
+        AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url, timeout=0.05, retry_handlers=[])  # type: ignore[arg-type]
+    )
+    slack.fail_next("chat.postMessage", delay=0.15)
+    with pytest.raises(DeliveryError) as slow_error:
+        await slow.send(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="x"))
+
+    # Port 9 on loopback: nothing listens there, so the connection is refused.
+    gone = SlackSender(
+        AsyncWebClient(token=BOT_TOKEN, base_url="http://127.0.0.1:9/api/", retry_handlers=[])
+    )
+    with pytest.raises(DeliveryError) as refused:
+        await gone.send(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="x"))
+
+    assert slow_error.value.retryable is True
+    assert refused.value.retryable is True
+
+
+async def test_relay_post_without_request_is_dead(sender: SlackSender):
+    """A post whose request is missing cannot be rendered: a permanent error, no API call."""
+    with pytest.raises(DeliveryError) as caught:
+        await sender.send(notice(NoticeKind.RELAY_POST, channel_id="C0R"))
+
+    assert caught.value.retryable is False
