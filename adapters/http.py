@@ -31,7 +31,7 @@ class HttpServer:
         port: int,
         checks: Mapping[str, Check],
         routes: Sequence[web.RouteDef] = (),
-        metrics: Callable[[], str] | None = None,
+        metrics: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -77,4 +77,8 @@ class HttpServer:
 
     async def _serve_metrics(self, _: web.Request) -> web.Response:
         assert self._metrics is not None  # noqa: S101 - route exists only with a metrics source
-        return web.Response(text=self._metrics(), content_type="text/plain")
+        # Prometheus' text exposition format, version 0.0.4.
+        return web.Response(
+            body=await self._metrics(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )

@@ -14,6 +14,7 @@ from adapters.console import console
 from adapters.http import Check, HttpServer, ServesHttp
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher
+from bot.metrics import STUCK_AFTER_SECONDS, Metrics, TimedInbox
 from bot.model import Platform
 from bot.ports import Adapter, Clock, Sender, SystemClock
 from bot.reminders import Reminders, SweepReport
@@ -111,16 +112,27 @@ async def serve(
     """
     async with await SqliteStore.open(settings.database_path) as store:
         core = build_core(settings, store, {a.platform: a.sender for a in adapters}, clock)
-        checks: dict[str, Check] = {"store": lambda: _store_ok(store)}
+        metrics = Metrics(store=store, worker=core.worker, clock=core.clock)
+        checks: dict[str, Check] = {
+            "store": lambda: _store_ok(store),
+            "outbox": lambda: _outbox_moving(metrics),
+        }
         checks.update({str(a.platform): _connected(a) for a in adapters})
         routes = [r for a in adapters if isinstance(a, ServesHttp) for r in a.routes()]
         http = HttpServer(
-            host=settings.http_host, port=settings.http_port, checks=checks, routes=routes
+            host=settings.http_host,
+            port=settings.http_port,
+            checks=checks,
+            routes=routes,
+            metrics=metrics.render,
+        )
+        inbox = TimedInbox(
+            core.dispatcher, lambda p, e, s: metrics.handler_seconds.labels(p, e).observe(s)
         )
         tasks: list[asyncio.Task[None]] = []
         try:
             for adapter in adapters:
-                await adapter.start(core.dispatcher)
+                await adapter.start(inbox)
             await http.start()
             tasks = [
                 asyncio.create_task(core.worker.run(), name="delivery"),
@@ -136,6 +148,10 @@ async def serve(
             await http.stop()
             for adapter in reversed(adapters):
                 await adapter.stop()
+
+
+async def _outbox_moving(metrics: Metrics) -> bool:
+    return await metrics.outbox_age() < STUCK_AFTER_SECONDS
 
 
 async def _store_ok(store: SqliteStore) -> bool:

@@ -48,7 +48,7 @@ class DeliveryWorker:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._wake = asyncio.Event()
         self._unauthorized: Counter[Platform] = Counter()
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[tuple[Platform, str]] = Counter()  # (platform, result) -> count
 
     def wake(self) -> None:
         """Tell the worker new notices are waiting (called after each committed change)."""
@@ -103,7 +103,7 @@ class DeliveryWorker:
         self._unauthorized[notice.platform] = 0
         async with self._store.transaction() as tx:
             await tx.mark_sent(notice, message_id, self._clock.now())
-        self.stats["sent"] += 1
+        self.stats[notice.platform, "sent"] += 1
 
     async def _failed(self, notice: Notice, exc: DeliveryError) -> None:
         if exc.unauthorized:
@@ -126,7 +126,7 @@ class DeliveryWorker:
         )
         async with self._store.transaction() as tx:
             await tx.mark_retry(notice, self._clock.now() + timedelta(seconds=delay), str(exc))
-        self.stats["retried"] += 1
+        self.stats[notice.platform, "retried"] += 1
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -145,4 +145,4 @@ class DeliveryWorker:
         )
         async with self._store.transaction() as tx:
             await tx.mark_dead(notice, error, self._clock.now())
-        self.stats["dead"] += 1
+        self.stats[notice.platform, "dead"] += 1

@@ -43,6 +43,18 @@ class ClaimToNudge:
     nudges: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """Counts for /metrics and /healthz, read in one transaction."""
+
+    requests: dict[tuple[str, str], int]  # (requester platform, status) -> count
+    active_claims: int
+    outbox_pending: int
+    outbox_oldest_due: datetime | None  # the oldest pending notice's due time
+    outbox_dead: int
+    reminder_runs: int
+
+
 @dataclass(frozen=True, slots=True)
 class RelayTarget:
     platform: Platform
@@ -206,6 +218,9 @@ class Transaction(Protocol):
     async def split_member(self, member: Member, at: datetime) -> Member:
         """Give the identity a person of its own again; the old person keeps the history."""
         ...
+
+    # operations
+    async def snapshot(self) -> Snapshot: ...
 
     # reminders
     async def record_reminder_run(

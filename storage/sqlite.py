@@ -35,7 +35,7 @@ from bot.model import (
     Status,
     Volunteer,
 )
-from storage.base import ClaimToNudge, Digest, RelayTarget
+from storage.base import ClaimToNudge, Digest, RelayTarget, Snapshot
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -876,6 +876,28 @@ class SqliteTransaction:
             user_id=member.user_id,
             display_name=member.display_name,
             person_id=int(person["id"]),
+        )
+
+    async def snapshot(self) -> Snapshot:
+        by_status = await self._rows(
+            "SELECT requester_platform AS platform, status, COUNT(*) AS n FROM requests "
+            "GROUP BY requester_platform, status"
+        )
+        row = await self._one(
+            "SELECT (SELECT COUNT(*) FROM requests WHERE status = 'claimed') AS active, "
+            "(SELECT COUNT(*) FROM outbox WHERE status = 'pending') AS pending, "
+            "(SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending') AS oldest, "
+            "(SELECT COUNT(*) FROM outbox WHERE status = 'dead') AS dead, "
+            "(SELECT COUNT(*) FROM reminder_runs) AS runs"
+        )
+        assert row is not None  # noqa: S101 - a SELECT of counts always yields one row
+        return Snapshot(
+            requests={(r["platform"], r["status"]): int(r["n"]) for r in by_status},
+            active_claims=row["active"],
+            outbox_pending=row["pending"],
+            outbox_oldest_due=_dt(row["oldest"]),
+            outbox_dead=row["dead"],
+            reminder_runs=row["runs"],
         )
 
     async def record_reminder_run(

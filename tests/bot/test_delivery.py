@@ -63,7 +63,7 @@ async def test_permanent_failure_is_dead_lettered(store, clock, worker, sender, 
     sender.failures.append(DeliveryError("channel_not_found", retryable=False))
     await worker.drain()
     assert _statuses(tmp_path) == [("dead", 1, "channel_not_found")]
-    assert worker.stats["dead"] == 1
+    assert worker.stats[Platform.CONSOLE, "dead"] == 1
 
 
 async def test_gives_up_after_the_attempt_limit(store, clock, worker, sender, tmp_path):

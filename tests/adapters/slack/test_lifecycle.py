@@ -44,15 +44,22 @@ async def test_serve_runs_slack_over_http(tmp_path: Path, slack: FakeSlack, cloc
                 f"{base}/slack/events", data=body, headers=sign(body, SECRET)
             ) as r:
                 answer = await r.json()
-        [post] = await slack.wait_for_call("chat.postMessage")
+            [post] = await slack.wait_for_call("chat.postMessage")
+            async with http.get(f"{base}/metrics") as scraped:
+                metrics = await scraped.text()
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
 
-    assert checks == {"store": True, "slack": True}
+    assert checks == {"store": True, "outbox": True, "slack": True}
     assert answer["text"].startswith("Request #1 is open")
     assert post.args["channel"] == settings.slack_review_channel
     assert not adapter.connected
+    assert 'reviewrelay_requests{platform="slack",status="open"} 1.0' in metrics
+    assert 'reviewrelay_handler_seconds_count{event="CommandReceived",platform="slack"} 1.0' in (
+        metrics
+    )
+    assert 'reviewrelay_deliveries{platform="slack",result="sent"} 1.0' in metrics
 
 
 async def test_handler_failures_apologise_or_ask_for_a_retry(
