@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from adapters.checks import CheckRow, check_discord, check_slack
 from adapters.console import console
 from adapters.http import Check, HttpServer, ServesHttp
+from bot import privacy
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher
+from bot.errors import StoreError
 from bot.metrics import STUCK_AFTER_SECONDS, Metrics, TimedInbox
 from bot.model import Platform
 from bot.ports import Adapter, Clock, Sender, SystemClock
@@ -201,6 +205,42 @@ async def remind(
         finally:
             for adapter in adapters:
                 await adapter.stop()
+
+
+async def check(settings: Settings, *, offline: bool) -> list[CheckRow]:
+    """`reviewrelay check`: the store, and unless offline each configured platform's token."""
+    rows = [CheckRow("settings", True, "valid")]
+    try:
+        async with await SqliteStore.open(settings.database_path) as store:
+            version = await store.schema_version()
+        rows.append(CheckRow("store", True, f"{settings.database_url} at schema {version}"))
+    except StoreError as exc:
+        rows.append(CheckRow("store", False, str(exc), "check DATABASE_URL and its folder"))
+    if offline:
+        return rows
+    return [*rows, await check_slack(settings), await check_discord(settings)]
+
+
+async def backup(settings: Settings, target: Path, progress: Callable[[int, int], None]) -> None:
+    """`reviewrelay backup PATH`: a consistent copy, safe while the bot runs."""
+    async with await SqliteStore.open(settings.database_path) as store:
+        await store.backup(target, progress)
+
+
+async def person_data(
+    settings: Settings, platform: str, user_id: str, community_id: str | None, *, forget: bool
+) -> str | None:
+    """`reviewrelay export|forget`: a person's data as JSON, then (for forget) removed."""
+    async with await SqliteStore.open(settings.database_path) as store:
+        async with store.transaction() as tx:
+            person = await tx.find_person(platform, community_id, user_id)
+            if person is None:
+                return None
+            data = await privacy.export(tx, person)
+            if forget:
+                # Notices about ended requests go out the next time the bot runs.
+                await privacy.forget(tx, person, SystemClock().now(), frozenset(Platform))
+        return data
 
 
 async def upgrade(settings: Settings) -> int:

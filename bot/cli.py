@@ -1,4 +1,4 @@
-"""`reviewrelay`: run the bot, send today's reminders, or migrate the database.
+"""`reviewrelay`: run the bot, send reminders, check, back up, migrate, export or forget data.
 
 Configuration errors end the process with one line naming the setting and exit status 2.
 """
@@ -10,8 +10,10 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from bot import app
+from adapters.checks import CheckRow
+from bot import app, logs
 from bot.errors import ConfigError, StoreError
 from bot.reminders import SweepReport
 from bot.settings import Settings, load_settings
@@ -32,15 +34,46 @@ def _parser() -> argparse.ArgumentParser:
     )
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply pending migrations")
+    check = sub.add_parser("check", help="validate settings, the store and the platform tokens")
+    check.add_argument("--offline", action="store_true", help="do not call Slack or Discord")
+    sub.add_parser(
+        "discord-invite",
+        help="print the URL that adds the Discord bot to a server (logs in over HTTP only)",
+    )
+    backup = sub.add_parser("backup", help="copy the database consistently, even while running")
+    backup.add_argument("path", type=Path, help="a new file for the copy")
+    for name, text in (
+        ("export", "print a person's data as JSON"),
+        ("forget", "delete a person's data (prints what it deleted)"),
+    ):
+        person = sub.add_parser(name, help=text)
+        person.add_argument("--platform", required=True, choices=["slack", "discord", "console"])
+        person.add_argument("--user", required=True, help="the platform's user id")
+        person.add_argument("--community", help="workspace or guild id, if the id is ambiguous")
     return parser
 
 
 def _configure_logging(settings: Settings, *, quiet: bool) -> None:
     # The console speaks on stdout; keep log lines to warnings there so the transcript stays clean.
-    level = logging.WARNING if quiet else getattr(logging, settings.log_level)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    level = logging.WARNING if quiet else settings.log_level
+    logs.configure(
+        level=level, json_lines=settings.log_format == "json", secrets=settings.secrets()
     )
+
+
+def _print_checks(rows: list[CheckRow]) -> bool:
+    width = max(len(r.name) for r in rows)
+    for row in rows:
+        mark = "ok  " if row.ok else "FAIL"
+        line = f"{mark} {row.name:<{width}}  {row.detail}"
+        if row.fix:
+            line += f"\n     {'':<{width}}  fix: {row.fix}"
+        _say(line)
+    return all(r.ok for r in rows)
+
+
+def _progress(done: int, total: int) -> None:
+    _say(f"\rbackup: {done}/{total} pages", err=True, end="")
 
 
 def _print_report(report: SweepReport, *, dry_run: bool) -> None:
@@ -58,6 +91,53 @@ def _print_report(report: SweepReport, *, dry_run: bool) -> None:
     )
 
 
+def _say(text: str, *, err: bool = False, end: str = "\n") -> None:
+    print(text, file=sys.stderr if err else sys.stdout, end=end, flush=True)
+
+
+def _backup(settings: Settings, path: Path) -> int:
+    if path.exists():
+        _say(f"reviewrelay: {path} exists; choose a new file for the backup", err=True)
+        return EXIT_CONFIG
+    asyncio.run(app.backup(settings, path, _progress))
+    _say(f"\nbackup written to {path}", err=True)
+    return 0
+
+
+def _person(settings: Settings, args: argparse.Namespace) -> int:
+    forget = args.command == "forget"
+    data = asyncio.run(
+        app.person_data(settings, args.platform, args.user, args.community, forget=forget)
+    )
+    if data is None:
+        _say(f"reviewrelay: no {args.platform} user {args.user} is stored", err=True)
+        return 1
+    _say(data)
+    return 0
+
+
+def _command(settings: Settings, args: argparse.Namespace) -> int:
+    match args.command:
+        case "run" | "console":
+            asyncio.run(app.run(settings))
+        case "remind":
+            report = asyncio.run(app.remind(settings, dry_run=args.dry_run))
+            _print_report(report, dry_run=args.dry_run)
+        case "check":
+            return 0 if _print_checks(asyncio.run(app.check(settings, offline=args.offline))) else 1
+        case "discord-invite":
+            from adapters.discord.invite import discord_invite  # noqa: PLC0415 - discord.py on use
+
+            _say(asyncio.run(discord_invite(settings)))
+        case "backup":
+            return _backup(settings, args.path)
+        case "export" | "forget":
+            return _person(settings, args)
+        case "db":
+            _say(f"database at schema version {asyncio.run(app.upgrade(settings))}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -70,21 +150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings,
             quiet=args.command in ("run", "console", "remind") and app.console_mode(settings),
         )
-        match args.command:
-            case "run" | "console":
-                asyncio.run(app.run(settings))
-            case "remind":
-                report = asyncio.run(app.remind(settings, dry_run=args.dry_run))
-                _print_report(report, dry_run=args.dry_run)
-            case "db":
-                version = asyncio.run(app.upgrade(settings))
-                print(f"database at schema version {version}")  # noqa: T201 - CLI output
+        return _command(settings, args)
     except (ConfigError, StoreError) as exc:
-        print(f"reviewrelay: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        _say(f"reviewrelay: {exc}", err=True)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -156,6 +156,16 @@ class Close:
 
 
 @dataclass(frozen=True, slots=True)
+class ForgetMe:
+    confirmed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExportMe:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     pass
 
@@ -181,6 +191,8 @@ Command = (
     | Quiet
     | Renotify
     | Close
+    | ForgetMe
+    | ExportMe
     | Help
 )
 _BY_ID: dict[str, type[Claim | Release | Cancel | Reopen | Snooze]] = {
@@ -217,6 +229,8 @@ VERBS = (
     "quiet",
     "nudge",
     "close",
+    "forget-me",
+    "export-me",
     "help",
 )
 
@@ -438,6 +452,10 @@ def parse(text: str) -> Command | UsageError:
             return Unlink()
         case "stats":
             return Stats()
+        case "forget-me":
+            return ForgetMe(confirmed=[w.lower() for w in rest] == ["confirm"])
+        case "export-me":
+            return ExportMe()
         case "quiet":
             return _quiet(rest)
         case "nudge" | "close":

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import timedelta
 
+from bot import logs
 from bot.errors import DeliveryError
 from bot.model import Notice, NoticeKind, Platform
 from bot.ports import Clock, Sender
@@ -87,6 +88,10 @@ class DeliveryWorker:
                     await asyncio.wait_for(self._wake.wait(), timeout=idle_poll)
 
     async def _deliver(self, notice: Notice) -> None:
+        with logs.bind(platform=str(notice.platform), notice=notice.id):
+            await self._send(notice)
+
+    async def _send(self, notice: Notice) -> None:
         sender = self._senders[notice.platform]
         if notice.kind in _EDITS and not notice.message_id:
             await self._dead(notice, "the post to edit was never delivered")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot import commands, effects, matching, reciprocity, texts
+from bot import commands, effects, logs, matching, privacy, reciprocity, texts
 from bot.commands import Command, UsageError
 from bot.model import (
     ButtonAction,
@@ -23,6 +23,7 @@ from bot.model import (
     InboundEvent,
     Member,
     NoticeKind,
+    OpenPost,
     Outgoing,
     Platform,
     ReactionChanged,
@@ -73,6 +74,13 @@ _BUTTON_ACTIONS = {
     ButtonAction.RELEASE: Action.RELEASE,
     ButtonAction.DONE: Action.DONE,
 }
+_ACTIONS: dict[type, Action] = {
+    commands.Claim: Action.CLAIM,
+    commands.Release: Action.RELEASE,
+    commands.Cancel: Action.CANCEL,
+    commands.Reopen: Action.REOPEN,
+    commands.Done: Action.DONE,
+}
 _REPLIES = {
     Action.REOPEN: texts.REOPENED,
     Action.CLAIM: texts.CLAIMED,
@@ -104,6 +112,10 @@ class Dispatcher:
 
     async def handle(self, event: InboundEvent) -> Reply:
         """Apply one inbound event; the only entry point for adapters."""
+        with logs.bind(platform=str(event.member.platform), event=event.event_key):
+            return await self._handle(event)
+
+    async def _handle(self, event: InboundEvent) -> Reply:
         try:
             async with self._store.transaction() as tx:
                 reply = await self._route(tx, event)
@@ -119,6 +131,11 @@ class Dispatcher:
                         await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
         self._on_enqueue()
         return reply
+
+    async def open_posts(self, platform: Platform) -> list[OpenPost]:
+        """Delivered relay posts of active requests on `platform`, for an adapter's reconcile."""
+        async with self._store.transaction() as tx:
+            return await tx.open_posts(platform)
 
     async def connect_community(self, community: Community) -> None:
         """Register a community an adapter serves, keeping any review channel set up before."""
@@ -190,28 +207,30 @@ class Dispatcher:
         match command:
             case commands.Ask():
                 return await self._ask(tx, event, member, command)
-            case commands.VolunteerFor(topics):
-                known = await tx.volunteer(member.person_id)
-                merged = (known.topics if known else frozenset()) | frozenset(topics)
-                await tx.save_volunteer(member, merged, known.paused_until if known else None)
-                return Reply(texts.VOLUNTEERED.format(topics=", ".join(sorted(merged))))
-            case commands.Unvolunteer(topics):
-                known = await self._volunteer(tx, member)
-                left = known.topics - frozenset(topics) if topics else frozenset()
-                if not left:
-                    await tx.remove_volunteer(member.person_id)
-                    return Reply(texts.UNVOLUNTEERED_ALL)
-                await tx.save_volunteer(member, left, known.paused_until)
-                return Reply(texts.UNVOLUNTEERED_SOME.format(topics=", ".join(sorted(left))))
-            case commands.Pause(days):
-                known = await self._volunteer(tx, member)
-                until = now + timedelta(days=days)
-                await tx.save_volunteer(member, known.topics, until)
-                return Reply(texts.PAUSED.format(until=until))
-            case commands.Resume():
-                known = await self._volunteer(tx, member)
-                await tx.save_volunteer(member, known.topics, None)
-                return Reply(texts.RESUMED.format(topics=", ".join(sorted(known.topics))))
+            case (
+                commands.Claim()
+                | commands.Release()
+                | commands.Cancel()
+                | commands.Reopen()
+                | commands.Done()
+            ):
+                response = command.response if isinstance(command, commands.Done) else ""
+                return await self._transition(
+                    tx,
+                    member,
+                    command.request_id,
+                    _ACTIONS[type(command)],
+                    is_admin=event.is_admin,
+                    response=response,
+                )
+            case (
+                commands.VolunteerFor()
+                | commands.Unvolunteer()
+                | commands.Pause()
+                | commands.Resume()
+                | commands.Quiet()
+            ):
+                return await self._volunteering(tx, member, command, now)
             case commands.ListOpen(topic):
                 found = await tx.open_requests(topic)
                 if not found:
@@ -222,40 +241,21 @@ class Dispatcher:
                 if not found:
                     return Reply(texts.NOTHING_MINE)
                 return Reply("\n".join(texts.request_line(r, now, viewer) for r in found))
-            case commands.Claim(request_id):
-                return await self._transition(
-                    tx, member, request_id, Action.CLAIM, is_admin=event.is_admin
-                )
-            case commands.Release(request_id):
-                return await self._transition(
-                    tx, member, request_id, Action.RELEASE, is_admin=event.is_admin
-                )
-            case commands.Cancel(request_id):
-                return await self._transition(
-                    tx, member, request_id, Action.CANCEL, is_admin=event.is_admin
-                )
-            case commands.Done(request_id, response):
-                return await self._transition(
-                    tx, member, request_id, Action.DONE, is_admin=event.is_admin, response=response
-                )
-            case commands.Reopen(request_id):
-                return await self._transition(
-                    tx, member, request_id, Action.REOPEN, is_admin=event.is_admin
-                )
             case commands.Snooze(request_id):
                 if not await tx.snooze(request_id, member.person_id, now):
                     raise _Refused(texts.NOT_YOURS_TO_SNOOZE.format(id=request_id))
                 return Reply(texts.SNOOZED.format(id=request_id))
+            case commands.ForgetMe(confirmed):
+                if not confirmed:
+                    return Reply(texts.FORGET_CONFIRM)
+                ended = await privacy.forget(tx, member.person_id, now, self._platforms)
+                return Reply(texts.FORGOTTEN.format(ended=ended, s=texts.plural(ended)))
+            case commands.ExportMe():
+                text = texts.EXPORT_DM.format(json=await privacy.export(tx, member.person_id))
+                await tx.enqueue([effects.direct(member, text)], now)
+                return Reply(texts.EXPORT_SENT)
             case commands.Stats():
                 return await self._stats(tx, member, now)
-            case commands.Quiet(hours):
-                known = await self._volunteer(tx, member)
-                await tx.set_quiet(known.person_id, hours)
-                if hours is None:
-                    return Reply(texts.QUIET_OFF)
-                return Reply(
-                    texts.QUIET_ON.format(start=hours.start, end=hours.end, tz=hours.timezone)
-                )
             case commands.Renotify(request_id):
                 return await self._renotify(tx, member, request_id)
             case commands.Close(request_id):
@@ -268,6 +268,47 @@ class Dispatcher:
                 return await self._setup(tx, event, command)
             case commands.Help():
                 return Reply(texts.HELP)
+
+    async def _volunteering(
+        self,
+        tx: Transaction,
+        member: Member,
+        command: commands.VolunteerFor
+        | commands.Unvolunteer
+        | commands.Pause
+        | commands.Resume
+        | commands.Quiet,
+        now: datetime,
+    ) -> Reply:
+        if isinstance(command, commands.VolunteerFor):
+            known = await tx.volunteer(member.person_id)
+            merged = (known.topics if known else frozenset()) | frozenset(command.topics)
+            await tx.save_volunteer(member, merged, known.paused_until if known else None)
+            return Reply(texts.VOLUNTEERED.format(topics=", ".join(sorted(merged))))
+        known = await self._volunteer(tx, member)
+        match command:
+            case commands.Unvolunteer(topics):
+                left = known.topics - frozenset(topics) if topics else frozenset()
+                if not left:
+                    await tx.remove_volunteer(member.person_id)
+                    return Reply(texts.UNVOLUNTEERED_ALL)
+                await tx.save_volunteer(member, left, known.paused_until)
+                return Reply(texts.UNVOLUNTEERED_SOME.format(topics=", ".join(sorted(left))))
+            case commands.Pause(days):
+                until = now + timedelta(days=days)
+                await tx.save_volunteer(member, known.topics, until)
+                return Reply(texts.PAUSED.format(until=until))
+            case commands.Resume():
+                await tx.save_volunteer(member, known.topics, None)
+                return Reply(texts.RESUMED.format(topics=", ".join(sorted(known.topics))))
+            case commands.Quiet(hours):
+                await tx.set_quiet(known.person_id, hours)
+                if hours is None:
+                    return Reply(texts.QUIET_OFF)
+                return Reply(
+                    texts.QUIET_ON.format(start=hours.start, end=hours.end, tz=hours.timezone)
+                )
+        return Reply.none()
 
     @staticmethod
     async def _volunteer(tx: Transaction, member: Member) -> Volunteer:

@@ -14,7 +14,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 
 from bot.delivery import DeliveryWorker
-from bot.model import Community, InboundEvent, Reply
+from bot.model import Community, InboundEvent, OpenPost, Platform, Reply
 from bot.ports import Clock, Inbox
 from storage.base import Store
 
@@ -107,3 +107,8 @@ class TimedInbox:
 
     async def connect_community(self, community: Community) -> None:
         await self._inbox.connect_community(community)
+
+    async def open_posts(self, platform: Platform) -> list[OpenPost]:
+        """Pass-through for adapters that reconcile missed reactions (Discord)."""
+        inner = getattr(self._inbox, "open_posts", None)
+        return list(await inner(platform)) if inner is not None else []

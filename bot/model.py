@@ -222,3 +222,16 @@ class Outgoing:
     request_id: int | None = None
     mentions: tuple[str, ...] = ()
     digest_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenPost:
+    """A delivered relay post of an open or claimed request: what an adapter re-reads to catch up
+    on reactions it missed while disconnected (design §7, reconcile)."""
+
+    request_id: int
+    community_id: str
+    channel_id: str
+    message_id: str
+    status: Status
+    updated_at: datetime  # changes with every transition of the request

@@ -87,6 +87,17 @@ class Settings(BaseSettings):
     notify_limit: int = Field(default=3, ge=0, le=50)
     requests_per_hour: int = Field(default=10, ge=1)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: Literal["text", "json"] = "text"
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, for the log redactor."""
+        found = (
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.discord_bot_token,
+        )
+        return [s.get_secret_value() for s in found if s is not None]
 
     @property
     def database_path(self) -> Path | str:

@@ -34,6 +34,14 @@ THANKED = "{name} thanked you for reviewing request #{id}."
 THANKS_SENT = "Thanks sent to {name}."
 RECOGNITION = "Thank you to last month's reviewers: {names}. Help others learn as you learn!"
 
+FORGET_CONFIRM = (
+    "This deletes your topics, your requests' links and notes, and your name from reviewrelay, "
+    "cancels your open requests and hands back your claims. Run /review forget-me confirm to go "
+    "ahead."
+)
+FORGOTTEN = "Done: reviewrelay has forgotten you ({ended} open item{s} ended). Take care!"
+EXPORT_SENT = "Your data is on its way to you as a direct message."
+EXPORT_DM = "Everything reviewrelay stores about you:\n{json}"
 APOLOGY = "Sorry, something went wrong on our side; please try again in a minute."
 
 HELP = (
@@ -50,6 +58,7 @@ HELP = (
     "/review link [CODE] | unlink: join your Slack and Discord accounts into one person\n"
     "/review stats: your give and take | /review quiet 22:00-08:00 Europe/Berlin (or off)\n"
     "/review nudge <id>: ask more volunteers | /review close <id> enough: got enough feedback\n"
+    "/review export-me: your data by DM | /review forget-me: delete it\n"
     "React with :eyes: on a request to claim it and :white_check_mark: when you are done."
 )
 

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.model import (
     Community,
     Ledger,
     Member,
     Notice,
+    OpenPost,
     Outgoing,
     Platform,
     QuietHours,
@@ -193,6 +194,10 @@ class Transaction(Protocol):
         """Where the request was (or is being) posted."""
         ...
 
+    async def open_posts(self, platform: Platform, limit: int = 200) -> list[OpenPost]:
+        """Delivered relay posts on `platform` of open or claimed requests, oldest first."""
+        ...
+
     async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
         """Pending notices ready to send: the oldest of each channel, so order holds per channel."""
         ...
@@ -219,8 +224,18 @@ class Transaction(Protocol):
         """Give the identity a person of its own again; the old person keeps the history."""
         ...
 
-    # operations
+    # operations and privacy
     async def snapshot(self) -> Snapshot: ...
+    async def find_person(
+        self, platform: str, community_id: str | None, user_id: str
+    ) -> int | None: ...
+    async def export_person(self, person_id: int) -> dict[str, Any]:
+        """Everything stored about the person, as JSON-ready values."""
+        ...
+
+    async def forget_person(self, person_id: int) -> None:
+        """Delete the person's data; anonymise it where other people's records need it."""
+        ...
 
     # reminders
     async def record_reminder_run(

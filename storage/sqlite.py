@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -28,6 +28,7 @@ from bot.model import (
     Member,
     Notice,
     NoticeKind,
+    OpenPost,
     Outgoing,
     Platform,
     QuietHours,
@@ -709,6 +710,26 @@ class SqliteTransaction:
             RelayTarget(Platform(r["platform"]), r["community_id"], r["channel_id"]) for r in rows
         ]
 
+    async def open_posts(self, platform: Platform, limit: int = 200) -> list[OpenPost]:
+        rows = await self._rows(
+            "SELECT p.request_id, p.community_id, p.channel_id, p.message_id, r.status, "
+            "r.updated_at FROM relay_posts p JOIN requests r ON r.id = p.request_id "
+            "WHERE p.platform = ? AND r.status IN ('open', 'claimed') "
+            "ORDER BY p.request_id LIMIT ?",
+            (platform, limit),
+        )
+        return [
+            OpenPost(
+                request_id=r["request_id"],
+                community_id=r["community_id"],
+                channel_id=r["channel_id"],
+                message_id=r["message_id"],
+                status=Status(r["status"]),
+                updated_at=datetime.fromisoformat(r["updated_at"]),
+            )
+            for r in rows
+        ]
+
     async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
         rows = await self._rows(
             "SELECT o.* FROM outbox o WHERE o.id IN (SELECT MIN(id) FROM outbox "
@@ -878,6 +899,93 @@ class SqliteTransaction:
             person_id=int(person["id"]),
         )
 
+    async def find_person(
+        self, platform: str, community_id: str | None, user_id: str
+    ) -> int | None:
+        row = await self._one(
+            "SELECT person_id FROM members WHERE platform = ? AND user_id = ? "
+            "AND (? IS NULL OR community_id = ?) LIMIT 1",
+            (platform, user_id, community_id, community_id),
+        )
+        return int(row["person_id"]) if row else None
+
+    async def export_person(self, person_id: int) -> dict[str, Any]:
+        async def rows(sql: str) -> list[dict[str, Any]]:
+            return [dict(r) for r in await self._rows(sql, (person_id,))]
+
+        volunteer = await self.volunteer(person_id)
+        return {
+            "identities": await rows(
+                "SELECT platform, community_id, user_id, display_name FROM members "
+                "WHERE person_id = ?"
+            ),
+            "volunteer": {
+                "topics": sorted(volunteer.topics),
+                "paused_until": volunteer.paused_until,
+                "quiet_hours": volunteer.quiet,
+            }
+            if volunteer
+            else None,
+            "requests": await rows(
+                "SELECT id, link, topics, note, status, created_at, response FROM requests "
+                "WHERE requester_person = ? ORDER BY id"
+            ),
+            "reviews": await rows(
+                "SELECT request_id, status, claimed_at, ended_at FROM claims "
+                "WHERE person_id = ? ORDER BY id"
+            ),
+            "thanks_given": await rows(
+                "SELECT request_id, at FROM thanks WHERE from_person = ? ORDER BY at"
+            ),
+            "thanks_received": await rows(
+                "SELECT request_id, at FROM thanks WHERE to_person = ? ORDER BY at"
+            ),
+        }
+
+    async def forget_person(self, person_id: int) -> None:
+        members = await self._rows(
+            "SELECT platform, community_id, user_id FROM members WHERE person_id = ?", (person_id,)
+        )
+        for m in members:
+            await self._run(
+                "DELETE FROM outbox WHERE status = 'pending' AND platform = ? AND user_id = ?",
+                (m["platform"], m["user_id"]),
+            )
+            await self._run(
+                "UPDATE outbox SET text = '' WHERE platform = ? AND user_id = ?",
+                (m["platform"], m["user_id"]),
+            )
+            await self._run(
+                "DELETE FROM inbound_events WHERE event_key LIKE ?", (f"%{m['user_id']}%",)
+            )
+        for sql in (
+            "DELETE FROM volunteer_topics WHERE person_id = ?",
+            "DELETE FROM volunteers WHERE person_id = ?",
+            "DELETE FROM link_codes WHERE person_id = ?",
+            "DELETE FROM notifications WHERE person_id = ?",
+            "DELETE FROM thanks WHERE from_person = ?1 OR to_person = ?1",
+            # Their own requests lose what they wrote; others' records keep an anonymous author.
+            "UPDATE requests SET link = '', note = '', topics = '' WHERE requester_person = ?",
+        ):
+            await self._run(sql, (person_id,))
+        # The platform id goes too, so the same account starts afresh; requests follow the rename
+        # (foreign keys are checked at commit, after both sides changed).
+        await self._run("PRAGMA defer_foreign_keys = ON")
+        for n, m in enumerate(members):
+            old = (m["platform"], m["community_id"], m["user_id"])
+            new_id = f"forgotten-{person_id}-{n}"
+            await self._run(
+                "UPDATE members SET user_id = ?, display_name = 'former member' "
+                "WHERE platform = ? AND community_id = ? AND user_id = ?",
+                (new_id, *old),
+            )
+            for role in ("requester", "claimer"):
+                await self._run(
+                    f"UPDATE requests SET {role}_user = ? WHERE {role}_platform = ? "
+                    f"AND {role}_community = ? AND {role}_user = ?",
+                    (new_id, *old),
+                )
+
     async def snapshot(self) -> Snapshot:
         by_status = await self._rows(
             "SELECT requester_platform AS platform, status, COUNT(*) AS n FROM requests "
@@ -950,6 +1058,15 @@ class SqliteStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def backup(self, target: Path | str, progress: Callable[[int, int], None]) -> None:
+        """A consistent copy with SQLite's online backup API, in steps, while others write."""
+        async with aiosqlite.connect(str(target)) as copy:
+            await self._db.backup(
+                copy,
+                pages=256,
+                progress=lambda _status, remaining, total: progress(total - remaining, total),
+            )
 
     async def schema_version(self) -> int:
         async with self._lock:
