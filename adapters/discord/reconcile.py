@@ -1,0 +1,122 @@
+"""Catch up on reactions made while no gateway session was listening (design §7).
+
+Discord replays missed events only on RESUME; a new session (a restart, an invalidated session)
+starts blind. So after each new session the adapter re-reads the reactions on the relay posts of
+active requests and feeds what it finds to the core as ReactionChanged events:
+
+- an open request: every 👀 (claim emoji), in the order Discord lists reactors, which is by user
+  id (its pagination is `after=<user id>`; it keeps no reaction times), so the lowest user id wins
+  and the others hear it is taken; then every ✅, so a claim and a done made while away both land;
+- a claimed request: every ✅ (done emoji); the core ignores those that are not the claimer's;
+- a missing 👀 is never read as a release: a snapshot cannot tell a removed 👀 from a claim
+  made with the button or a command, which never had one. Releasing stays explicit.
+
+The core decides everything, as for live events. Event keys are built from the post, the user,
+the emoji and the request's `updated_at`: a second reconcile of an unchanged request is a no-op
+(no repeated refusal DMs on every restart), while a change of state makes the reaction count anew.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import discord
+
+from adapters.discord import inbound
+from bot.model import OpenPost, Platform, ReactionChanged, Status
+from bot.ports import Inbox
+
+log = logging.getLogger(__name__)
+
+MAX_REACTORS = 100  # one page of the users endpoint per emoji and post
+
+
+@runtime_checkable
+class OpenPosts(Protocol):
+    """What reconcile needs from the core besides `Inbox.handle`: the posts still in play."""
+
+    async def open_posts(self, platform: Platform) -> Sequence[OpenPost]: ...
+
+
+class ReconcilingInbox(Inbox, OpenPosts, Protocol):
+    """An Inbox that can also list open posts (the Dispatcher)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reactor:
+    user_id: int
+    display_name: str
+
+
+def plan(
+    post: OpenPost,
+    reactors: Mapping[str, Sequence[Reactor]],
+    *,
+    claim_emoji: str,
+    done_emoji: str,
+    received_at: datetime,
+) -> list[ReactionChanged]:
+    """The reaction events to feed for one post, in order (pure)."""
+    emojis = [claim_emoji, done_emoji] if post.status is Status.OPEN else [done_emoji]
+    version = post.updated_at.isoformat()
+    return [
+        ReactionChanged(
+            event_key=f"discord:reconcile:{post.message_id}:{reactor.user_id}:{emoji}:{version}",
+            member=inbound.member(post.community_id, reactor.user_id, reactor.display_name),
+            channel_id=post.channel_id,
+            message_id=post.message_id,
+            emoji=emoji,
+            added=True,
+            received_at=received_at,
+            reply_inline=False,
+        )
+        for emoji in emojis
+        for reactor in sorted(reactors.get(emoji, ()), key=lambda r: r.user_id)
+    ]
+
+
+async def read_reactors(message: discord.Message, wanted: set[str]) -> dict[str, list[Reactor]]:
+    """The human reactors of the wanted emojis on a message (normal reactions, one page each)."""
+    found: dict[str, list[Reactor]] = {}
+    for reaction in message.reactions:
+        name = inbound.emoji_name(reaction.emoji)
+        if name not in wanted or reaction.normal_count <= int(reaction.me):
+            continue
+        users = [user async for user in reaction.users(limit=MAX_REACTORS) if not user.bot]
+        found[name] = [Reactor(user.id, user.display_name) for user in users]
+    return found
+
+
+async def reconcile(
+    client: discord.Client,
+    inbox: ReconcilingInbox,
+    *,
+    claim_emoji: str,
+    done_emoji: str,
+    now: datetime,
+) -> int:
+    """Re-read every open post once; returns how many reaction events were fed to the core."""
+    fed = 0
+    for post in await inbox.open_posts(Platform.DISCORD):
+        channel = client.get_partial_messageable(int(post.channel_id))
+        try:
+            message = await channel.fetch_message(int(post.message_id))
+            reactors = await read_reactors(message, {claim_emoji, done_emoji})
+        except discord.RateLimited:
+            log.warning("reconcile: rate limited; the rest waits for the next session")
+            break
+        except discord.HTTPException as exc:  # deleted post, lost access, Discord trouble
+            log.info("reconcile: post of request #%s unreadable (%s)", post.request_id, exc.status)
+            continue
+        for event in plan(
+            post, reactors, claim_emoji=claim_emoji, done_emoji=done_emoji, received_at=now
+        ):
+            await inbox.handle(event)
+            fed += 1
+    if fed:
+        log.info("reconcile: fed %d reaction(s) made while disconnected", fed)
+    return fed

@@ -1,0 +1,228 @@
+"""Notices and replies as Discord messages: embeds, buttons, and pings only where they are meant.
+
+Pure functions, no I/O. Discord's size limits are applied here (content 2,000 characters; embed
+title 256, description 4,096, field 1,024, 25 fields, 6,000 in all), cutting with an ellipsis,
+because discord.py checks none of them and Discord answers 400 to the whole message. User text in
+embeds has its Markdown and mention syntax neutralised; what actually guarantees that nobody is
+pinged is `allowed_mentions`: none on the client, and only the volunteers we mean on a relay post.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Final, Self, TypedDict
+
+import discord
+
+from bot import texts
+from bot.model import ButtonAction, Platform, Reply, Request, Status
+
+CONTENT_LIMIT: Final = 2000
+TITLE_LIMIT: Final = 256
+DESCRIPTION_LIMIT: Final = 4096
+FIELD_NAME_LIMIT: Final = 256
+FIELD_VALUE_LIMIT: Final = 1024
+FIELDS_LIMIT: Final = 25
+FOOTER_LIMIT: Final = 2048
+EMBED_LIMIT: Final = 6000
+ELLIPSIS: Final = "…"
+
+APOLOGY: Final = "Sorry, something went wrong on our side; please try again in a minute."
+GUILD_ONLY: Final = "Use /review in a server channel, not in a direct message."
+NOTHING_TO_SAY: Final = "Nothing changed."
+MENTION_NOTE: Final = ": a review request on your topics"
+FOOTER: Final = (
+    "React 👀 to claim, ✅ when done. Several 👀 while the bot was offline: the first one "
+    "Discord lists wins."
+)
+
+CUSTOM_ID_TEMPLATE: Final = r"review:(?P<action>claim|release|done):(?P<request_id>[1-9][0-9]{0,8})"
+_SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
+_MENTION_SYNTAX = re.compile(r"@(everyone|here|[!&]?[0-9]+)")
+_LINK_DISPLAY = str.maketrans({c: f"%{ord(c):02X}" for c in "[]()<>` "})
+_COLOURS = {
+    Status.OPEN: discord.Colour.blurple(),
+    Status.CLAIMED: discord.Colour.gold(),
+    Status.DONE: discord.Colour.green(),
+    Status.CANCELLED: discord.Colour.light_grey(),
+    Status.EXPIRED: discord.Colour.dark_grey(),
+}
+_BUTTON_LOOK = {
+    ButtonAction.CLAIM: ("Claim", discord.ButtonStyle.primary),
+    ButtonAction.DONE: ("Done", discord.ButtonStyle.success),
+    ButtonAction.RELEASE: ("Release", discord.ButtonStyle.secondary),
+}
+_BUTTONS_BY_STATUS = {
+    Status.OPEN: (ButtonAction.CLAIM,),
+    Status.CLAIMED: (ButtonAction.DONE, ButtonAction.RELEASE),
+}
+
+
+class RelayPost(TypedDict):
+    """Keyword arguments for `send` / `edit` of a relay post."""
+
+    content: str | None
+    embed: discord.Embed
+    view: discord.ui.View
+    allowed_mentions: discord.AllowedMentions
+
+
+class ChannelText(TypedDict):
+    """Keyword arguments for `send` / `edit` of plain channel text (the digest)."""
+
+    content: str | None
+    embeds: list[discord.Embed]
+
+
+def fit(text: str, limit: int) -> str:
+    """Cut `text` to at most `limit` characters, ending with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def custom_id(action: ButtonAction, request_id: int) -> str:
+    return f"review:{action.value}:{request_id}"
+
+
+class ReviewButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=CUSTOM_ID_TEMPLATE
+):
+    """A Claim / Done / Release button that still works after a restart (a persistent item).
+
+    Being fully dynamic, a view of these is not kept in discord.py's view store per message.
+    Pressing one dispatches the `review_button` event, which the client turns into a ButtonPressed.
+    """
+
+    def __init__(self, action: ButtonAction, request_id: int) -> None:
+        label, style = _BUTTON_LOOK[action]
+        button: discord.ui.Button[discord.ui.View] = discord.ui.Button(
+            label=label, style=style, custom_id=custom_id(action, request_id)
+        )
+        super().__init__(button)
+        self.action = action
+        self.request_id = request_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> Self:
+        return cls(ButtonAction(match["action"]), int(match["request_id"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        interaction.client.dispatch("review_button", interaction, self.action, self.request_id)
+
+
+def _plain(text: str, limit: int) -> str:
+    """User text for an embed: Markdown escaped, mention syntax broken, then cut to `limit`."""
+    text = _MENTION_SYNTAX.sub("@\u200b\\1", discord.utils.escape_markdown(text))
+    return fit(text, limit)
+
+
+def link_display(link: str) -> str:
+    """The link as shown: characters that could open Markdown (a masked link) percent-encoded."""
+    return link.translate(_LINK_DISPLAY)
+
+
+def _embed_url(link: str) -> str | None:
+    shown = link_display(link)
+    return (
+        shown if shown.isascii() and shown.isprintable() and len(shown) <= CONTENT_LIMIT else None
+    )
+
+
+def _shrink_to_total(embed: discord.Embed) -> None:
+    """Cut the longest field until the whole embed fits Discord's 6,000-character total."""
+    while len(embed) > EMBED_LIMIT and embed.fields:
+        index, longest = max(enumerate(embed.fields), key=lambda f: len(f[1].value or ""))
+        value = longest.value or ""
+        excess = len(embed) - EMBED_LIMIT
+        embed.set_field_at(
+            index,
+            name=longest.name or "",
+            value=fit(value, max(1, len(value) - excess)),
+            inline=bool(longest.inline),
+        )
+
+
+def render_embed(request: Request, community_id: str | None = None) -> discord.Embed:
+    """The embed of a relay post: link, topics, requester, note, status and response."""
+    viewer = (Platform.DISCORD, community_id) if community_id else None
+    embed = discord.Embed(
+        title=fit(f"Review request #{request.id}", TITLE_LIMIT),
+        url=_embed_url(request.link),
+        description=fit(link_display(request.link), DESCRIPTION_LIMIT),
+        colour=_COLOURS.get(request.status, discord.Colour.default()),
+    )
+    fields: list[tuple[str, str]] = []
+    if request.topics:
+        fields.append(("Topics", " ".join(f"#{t}" for t in request.topics)))
+    fields.append(("Requested by", texts.who(request.requester, viewer)))
+    if request.note:
+        fields.append(("Note", request.note))
+    fields.append(("Status", texts.status_text(request, viewer)))
+    if request.status is Status.DONE and request.response:
+        fields.append(("Response", request.response))
+    for name, value in fields[:FIELDS_LIMIT]:
+        embed.add_field(
+            name=fit(name, FIELD_NAME_LIMIT), value=_plain(value, FIELD_VALUE_LIMIT), inline=False
+        )
+    embed.set_footer(text=fit(FOOTER, FOOTER_LIMIT))
+    _shrink_to_total(embed)
+    return embed
+
+
+def render_view(request: Request) -> discord.ui.View:
+    """The buttons that fit the request's status (none once it is finished)."""
+    view = discord.ui.View(timeout=None)
+    for action in _BUTTONS_BY_STATUS.get(request.status, ()):
+        view.add_item(ReviewButton(action, request.id))
+    return view
+
+
+def _mention_line(users: Sequence[str]) -> str:
+    return " ".join(f"<@{u}>" for u in users) + MENTION_NOTE
+
+
+def render_relay_post(
+    request: Request, mentions: Sequence[str] = (), *, community_id: str | None = None
+) -> RelayPost:
+    """A relay post; `mentions` (Discord user ids) are pinged in `content`, and only they are."""
+    users: list[str] = []
+    for user in dict.fromkeys(m for m in mentions if _SNOWFLAKE.match(m)):
+        if len(_mention_line([*users, user])) > CONTENT_LIMIT:
+            break  # whole mentions only: a cut one would still be in allowed_mentions
+        users.append(user)
+    return RelayPost(
+        content=_mention_line(users) if users else None,
+        embed=render_embed(request, community_id),
+        view=render_view(request),
+        allowed_mentions=discord.AllowedMentions(
+            everyone=False,
+            users=[discord.Object(id=int(u)) for u in users],
+            roles=False,
+            replied_user=False,
+        ),
+    )
+
+
+def render_text(text: str) -> ChannelText:
+    """Plain channel text (the digest); too long for a message, it goes in an embed instead."""
+    if len(text) <= CONTENT_LIMIT:
+        return ChannelText(content=text or ELLIPSIS, embeds=[])
+    return ChannelText(
+        content=None, embeds=[discord.Embed(description=fit(text, DESCRIPTION_LIMIT))]
+    )
+
+
+def render_direct(text: str) -> str:
+    """A DM (requester news, nudges, refusals of reactions): short text, no pings."""
+    return fit(text or ELLIPSIS, CONTENT_LIMIT)
+
+
+def render_reply(reply: Reply) -> str:
+    """The ephemeral answer to a slash command or a button press."""
+    return fit(reply.text or NOTHING_TO_SAY, CONTENT_LIMIT)

@@ -1,0 +1,133 @@
+"""DiscordSender: the only path from the outbox to Discord's REST API.
+
+One notice, one message call (plus a DM channel lookup for DMs), no retries of our own: the
+outbox owns retries, so every failure becomes a `DeliveryError` saying whether trying again can
+help. New messages carry the outbox row id as their `nonce`; discord.py then asks Discord to
+enforce it, and a resend after a crash or a timeout returns the message already created instead of
+a second copy. Edits address the message by id (`PartialMessage`), so nothing is fetched first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final
+
+import aiohttp
+import discord
+
+from adapters.discord import render
+from bot.errors import DeliveryError
+from bot.model import Notice, NoticeKind, Platform
+
+log = logging.getLogger(__name__)
+
+# discord.py retries 5xx itself (sleeping 1+3+5+7 s); past this the outbox takes over.
+CALL_TIMEOUT: Final = 60.0
+CLOUDFLARE_BAN_RETRY: Final = 600.0  # a 429 without Discord's JSON is an IP ban: back off long
+_PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 405, 413})
+_UNAUTHORIZED: Final = 401
+_TOO_MANY: Final = 429
+_SERVER: Final = 500
+
+
+def _retry_after(exc: discord.HTTPException) -> float | None:
+    raw = exc.response.headers.get("Retry-After") if exc.response is not None else None
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def delivery_error(what: str, exc: Exception) -> DeliveryError:
+    """Map what discord.py or aiohttp raised to the core's DeliveryError (never a token in it)."""
+    if isinstance(exc, discord.RateLimited):  # longer than max_ratelimit_timeout: not slept on
+        return DeliveryError(f"discord {what}: 429", retryable=True, retry_after=exc.retry_after)
+    if isinstance(exc, discord.HTTPException):
+        status, code = exc.status, exc.code
+        message = f"discord {what}: HTTP {status} code {code}: {exc.text[:200]}"
+        if status == _TOO_MANY:
+            after = _retry_after(exc) or CLOUDFLARE_BAN_RETRY
+            return DeliveryError(message, retryable=True, retry_after=after)
+        if status == _UNAUTHORIZED:
+            # Worth sending once the token is fixed; the worker stops calling Discord till then.
+            return DeliveryError(message, retryable=True, unauthorized=True)
+        # 403 50013/50001 (permissions), 404 10003/10008 (channel/message gone), 400 50007
+        # (DMs closed), 400 50035 (invalid body): sending the same again cannot work.
+        return DeliveryError(
+            message, retryable=status >= _SERVER or status not in _PERMANENT_STATUSES
+        )
+    if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError | discord.ConnectionClosed):
+        return DeliveryError(f"discord {what}: {type(exc).__name__}", retryable=True)
+    return DeliveryError(f"discord {what}: {type(exc).__name__}: {exc}", retryable=False)
+
+
+def _snowflake(value: str, what: str) -> int:
+    if not value.isascii() or not value.isdigit():
+        msg = f"discord: {what} {value!r} is not a Discord id"
+        raise DeliveryError(msg, retryable=False)
+    return int(value)
+
+
+class DiscordSender:
+    """Sends notices through a logged-in `discord.Client` (REST only; the gateway may be down)."""
+
+    platform = Platform.DISCORD
+
+    def __init__(self, client: discord.Client) -> None:
+        self._client = client
+
+    async def send(self, notice: Notice) -> str | None:
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                return await self._send(notice)
+        except DeliveryError:
+            raise
+        except (discord.DiscordException, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise delivery_error(str(notice.kind), exc) from None
+
+    async def _send(self, notice: Notice) -> str | None:
+        nonce = str(notice.id)  # the outbox row id: Discord de-duplicates a resend by it
+        match notice.kind:
+            case NoticeKind.RELAY_POST:
+                if notice.request is None:
+                    msg = "discord relay post without its request"
+                    raise DeliveryError(msg, retryable=False)
+                post = render.render_relay_post(
+                    notice.request, notice.mentions, community_id=notice.community_id
+                )
+                sent = await self._channel(notice).send(**post, nonce=nonce)
+                return str(sent.id)
+            case NoticeKind.POST_UPDATE:
+                if notice.request is None:
+                    msg = "discord post update without its request"
+                    raise DeliveryError(msg, retryable=False)
+                # `content` (the volunteers' mentions) is left as posted: editing it in would
+                # not ping anyone anyway, and the embed carries the state.
+                await self._message(notice).edit(
+                    embed=render.render_embed(notice.request, notice.community_id),
+                    view=render.render_view(notice.request),
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+                return None
+            case NoticeKind.CHANNEL_TEXT:
+                sent = await self._channel(notice).send(
+                    **render.render_text(notice.text), nonce=nonce
+                )
+                return str(sent.id)
+            case NoticeKind.TEXT_UPDATE:
+                await self._message(notice).edit(**render.render_text(notice.text))
+                return None
+            case NoticeKind.DIRECT | NoticeKind.EPHEMERAL:
+                # Discord has no ephemeral message outside an interaction: a short DM it is.
+                user = discord.Object(id=_snowflake(notice.user_id, "user"))
+                channel = await self._client.create_dm(user)
+                await channel.send(render.render_direct(notice.text), nonce=nonce)
+                return None
+
+    def _channel(self, notice: Notice) -> discord.PartialMessageable:
+        return self._client.get_partial_messageable(_snowflake(notice.channel_id, "channel"))
+
+    def _message(self, notice: Notice) -> discord.PartialMessage:
+        message_id = _snowflake(notice.message_id, "message")
+        return self._channel(notice).get_partial_message(message_id)

@@ -1,0 +1,209 @@
+"""The adapter's life: login, command sync, guilds, reconnects, restarts and reconcile."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import discord.gateway
+import discord.http
+import pytest
+
+from adapters.http import HttpServer
+from bot.app import build_core, serve
+from bot.errors import ConfigError
+from bot.model import Platform
+from bot.settings import Settings
+from storage.sqlite import SqliteStore
+from tests.adapters.discord.conftest import (
+    DiscordHarness,
+    discord_settings,
+    make_adapter,
+    running,
+)
+from tests.fakes.discord_payloads import FakeGuild
+from tests.fakes.fake_clock import FakeClock
+from tests.fakes.fake_discord import FakeDiscord
+
+LINK = "https://example.com/draft"
+
+
+async def open_request(bot: DiscordHarness) -> str:
+    await bot.slash("alice", "ask", link=LINK, topics="python")
+    await bot.deliver()
+    (post,) = bot.posts()
+    return str(post["id"])
+
+
+async def test_connects_with_least_intents(bot: DiscordHarness, fake: FakeDiscord) -> None:
+    """Guilds and guild reactions only: nothing privileged, no message content."""
+    assert bot.adapter.connected
+    assert fake.intents == discord.Intents(guilds=True, guild_reactions=True).value
+    assert fake.identify_count == 1
+
+
+async def test_commands_sync_once_per_change(
+    settings: Settings, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
+) -> None:
+    """The first start PUTs the commands to the guild; a restart with the same ones does not."""
+    async with running(settings, fake, guild, clock):
+        pass
+    async with running(settings, fake, guild, clock):
+        pass
+    assert fake.command_sync_count(guild.id) == 1
+    assert fake.hits(f"GET /applications/{fake.application_id}/guilds/{guild.id}/commands") == 2
+    assert fake.command_sync_count() == 0
+    (review,) = fake.synced_commands(guild.id)
+    assert review["name"] == "review"
+
+
+async def test_without_guild_id_commands_sync_globally(
+    tmp_path: Path, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
+) -> None:
+    """Without DISCORD_GUILD_ID the commands go global, also only when changed."""
+    settings = discord_settings(tmp_path, fake, guild, discord_guild_id=None)
+    for _ in range(2):
+        async with running(settings, fake, guild, clock) as bot:
+            callback = await bot.slash("alice", "help")
+            assert callback.data is not None
+            assert "reviewrelay" in callback.data["content"]
+    assert fake.command_sync_count() == 1
+    assert fake.command_sync_count(guild.id) == 0
+
+
+async def test_ready_registers_guilds_with_their_own_review_channel(
+    tmp_path: Path, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
+) -> None:
+    """Each guild becomes a community; DISCORD_REVIEW_CHANNEL_ID only for the guild it is in."""
+    other = fake.add_guild(FakeGuild.build("Elsewhere", channels=["chat"], members=["dave"]))
+    settings = discord_settings(tmp_path, fake, guild, discord_guild_id=None)
+    async with running(settings, fake, guild, clock) as bot, bot.core.store.transaction() as tx:
+        ours = await tx.community(Platform.DISCORD, guild.id)
+        theirs = await tx.community(Platform.DISCORD, other.id)
+    assert ours is not None
+    assert (ours.name, ours.review_channel_id) == ("Reviewers", guild.channel("reviews").id)
+    assert theirs is not None
+    assert (theirs.name, theirs.review_channel_id) == ("Elsewhere", None)
+
+
+async def test_reconnect_replays_missed_reaction_once(
+    bot: DiscordHarness, fake: FakeDiscord
+) -> None:
+    """A dropped connection RESUMEs; the reaction made meanwhile is replayed and handled once."""
+    message_id = await open_request(bot)
+    await fake.drop_connection(4000)
+    await bot.react("bob", message_id, "👀")  # buffered by Discord, replayed on RESUME
+    await asyncio.sleep(0.05)  # a duplicate would arrive here
+    await bot.deliver()
+    assert fake.resume_count == 1
+    assert fake.identify_count == 1
+    reactions = [e for e, _ in bot.inbox.handled if e.event_key.startswith("discord:rx")]
+    assert len(reactions) == 1
+    assert bot.dms("alice") == [f"bob claimed your request #1 ({LINK})."]
+    assert bot.adapter.connected
+    # A RESUME is no new session: nothing to reconcile, no extra reads of the post.
+    assert fake.hits(f"GET /channels/*/messages/{message_id}") == 0
+
+
+async def test_restart_reconciles_reaction_made_while_down(
+    settings: Settings, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
+) -> None:
+    """A 👀 added while the bot was down claims the request at the next start, once."""
+    async with running(settings, fake, guild, clock) as bot:
+        message_id = await open_request(bot)
+    reviews, bob = guild.channel("reviews").id, guild.member("bob").id
+    await fake.add_reaction(guild.id, reviews, message_id, bob, "👀")  # no client listening
+    async with running(settings, fake, guild, clock) as bot:
+        assert bot.adapter.client.reconciling is not None
+        assert await bot.adapter.client.reconciling == 1
+        await bot.deliver()
+        assert bot.dms("alice") == [f"bob claimed your request #1 ({LINK})."]
+        assert bot.fake.message(message_id)["embeds"][0]["fields"][-1]["value"] == "claimed by bob"
+    async with running(settings, fake, guild, clock) as bot:
+        assert bot.adapter.client.reconciling is not None
+        await bot.adapter.client.reconciling  # claimed now: the 👀 is not fed again
+        await bot.deliver()
+        assert bot.dms("alice") == [f"bob claimed your request #1 ({LINK})."]
+
+
+async def test_reconcile_tie_break_is_lowest_user_id(
+    settings: Settings, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
+) -> None:
+    """Two 👀 while away: the lower user id wins and the other is told it is taken."""
+    async with running(settings, fake, guild, clock) as bot:
+        message_id = await open_request(bot)
+    first, second = sorted([guild.member("carol").id, guild.member("bob").id], key=int)
+    for user in (second, first):
+        await fake.add_reaction(guild.id, guild.channel("reviews").id, message_id, user, "👀")
+    async with running(settings, fake, guild, clock) as bot:
+        assert bot.adapter.client.reconciling is not None
+        await bot.adapter.client.reconciling
+        await bot.deliver()
+        claimer = bot.fake.user(first).username
+        assert bot.dms("alice") == [f"{claimer} claimed your request #1 ({LINK})."]
+        loser_dm = bot.fake.dm_channel_for(second)
+        assert loser_dm is not None
+        (refusal,) = [m["content"] for m in bot.fake.messages(loser_dm)]
+        assert f"already claimed by {claimer}" in refusal
+
+
+async def test_bad_token_is_a_config_error(
+    tmp_path: Path, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
+) -> None:
+    """A rejected token stops the start with a one-line error naming the setting."""
+    settings = discord_settings(tmp_path, fake, guild, discord_bot_token="wrong")
+    before = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    async with await SqliteStore.open(settings.database_path) as store:
+        adapter = make_adapter(settings, clock)
+        core = build_core(settings, store, {Platform.DISCORD: adapter.sender}, clock)
+        with pytest.raises(ConfigError, match="DISCORD_BOT_TOKEN"):
+            await adapter.start(core.dispatcher)
+    assert not adapter.connected
+    after = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    assert after == before  # discord.py's class attributes are put back
+
+
+async def test_stop_restores_discord_py_and_disconnects(
+    settings: Settings, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
+) -> None:
+    """While running, discord.py points at the settings' URLs; after stop, at what it had."""
+    before = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    async with running(settings, fake, guild, clock) as bot:
+        assert fake.api_base == discord.http.Route.BASE
+        adapter = bot.adapter
+    assert not adapter.connected
+    assert not fake.connected
+    assert before == (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+
+
+async def test_serve_runs_the_adapter_and_reports_health(
+    settings: Settings, fake: FakeDiscord, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bot.app.serve` starts the adapter, delivers through it and reports it in /healthz."""
+    ports: list[int] = []
+    start = HttpServer.start
+
+    async def remember_port(self: HttpServer) -> None:
+        await start(self)
+        ports.append(self.port)
+
+    monkeypatch.setattr(HttpServer, "start", remember_port)
+    adapter = make_adapter(settings, clock)
+    started, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(settings, [adapter], clock, started=started, stop=stop))
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        url = f"http://127.0.0.1:{ports[0]}/healthz"
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            health = await response.json()
+        assert health["checks"]["discord"] is True
+        guild = fake.guilds[0]
+        await fake.send_slash_command(
+            guild.id, guild.channel("reviews").id, "alice", subcommand="ask", options={"link": LINK}
+        )
+        await fake.wait_for(f"POST /channels/{guild.channel('reviews').id}/messages")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert not adapter.connected

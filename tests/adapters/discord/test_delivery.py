@@ -1,0 +1,109 @@
+"""The outbox through DiscordSender: rate limits, refusals, nonces and DMs, against FakeDiscord."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.discord import send
+from tests.adapters.discord.conftest import DiscordHarness
+from tests.fakes.discord_payloads import error_body
+
+LINK = "https://example.com/draft"
+
+
+def stat(bot: DiscordHarness, name: str) -> int:
+    """A delivery worker counter, summed over platforms."""
+    stats = bot.core.worker.stats
+    return sum(v for k, v in stats.items() if (k[-1] if isinstance(k, tuple) else k) == name)
+
+
+async def test_short_rate_limit_is_slept_by_discord_py(bot: DiscordHarness) -> None:
+    """A 429 shorter than max_ratelimit_timeout: discord.py waits and retries; one post."""
+    bot.fake.fail_next("POST", f"/channels/{bot.reviews}/messages", status=429, retry_after=0.05)
+    await bot.slash("alice", "ask", link=LINK)
+    await bot.deliver()
+    creates = bot.fake.requests_matching(f"POST /channels/{bot.reviews}/messages")
+    assert [c.status for c in creates] == [429, 200]
+    assert len(bot.posts()) == 1
+
+
+async def test_long_rate_limit_goes_back_to_the_outbox(bot: DiscordHarness) -> None:
+    """A long 429 is not slept on inside discord.py: the outbox retries after it, once."""
+    bot.fake.fail_next("POST", f"/channels/{bot.reviews}/messages", status=429, retry_after=45)
+    await bot.slash("alice", "ask", link=LINK)
+    await bot.deliver()
+    assert bot.posts() == []
+    assert stat(bot, "retried") == 1
+    bot.clock.advance(seconds=44)
+    await bot.deliver()
+    assert bot.posts() == []  # not before Discord's retry_after
+    bot.clock.advance(seconds=10)
+    await bot.deliver()
+    assert len(bot.posts()) == 1
+    creates = bot.fake.requests_matching(f"POST /channels/{bot.reviews}/messages")
+    assert [c.status for c in creates] == [429, 200]
+    assert {c.json["nonce"] for c in creates} == {"1"}
+
+
+async def test_resend_after_lost_answer_returns_the_same_message(
+    bot: DiscordHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discord created the post but the answer was lost: the retry, same nonce, gets that post."""
+    bot.fake.slow_next("POST", f"/channels/{bot.reviews}/messages", delay=0.3)
+    await bot.slash("alice", "ask", link=LINK)
+    with monkeypatch.context() as patch:
+        patch.setattr(send, "CALL_TIMEOUT", 0.1)
+        await bot.deliver()  # times out: retryable
+    await bot.fake.wait_for(f"POST /channels/{bot.reviews}/messages")
+    bot.clock.advance(seconds=5)
+    await bot.deliver()
+    assert len(bot.posts()) == 1
+    creates = bot.fake.requests_matching(f"POST /channels/{bot.reviews}/messages")
+    assert len(creates) == 2
+    assert creates[0].response["id"] == creates[1].response["id"]
+
+
+async def test_missing_permission_is_dead_lettered(bot: DiscordHarness) -> None:
+    """403 Missing Permissions cannot heal by retrying: the notice is dead-lettered at once."""
+    bot.fake.fail_next("POST", f"/channels/{bot.reviews}/messages", status=403)
+    await bot.slash("alice", "ask", link=LINK)
+    await bot.deliver()
+    assert stat(bot, "dead") == 1
+    assert bot.posts() == []
+
+
+async def test_closed_dms_are_dead_lettered(bot: DiscordHarness) -> None:
+    """A member who does not accept DMs (50007): the requester's DM is dropped, the rest goes on."""
+    await bot.slash("alice", "ask", link=LINK)
+    await bot.deliver()
+    (post,) = bot.posts()
+    bot.fake.fail_next(
+        "POST",
+        "/channels/*/messages",
+        status=400,
+        body=error_body("Cannot send messages to this user", 50007),
+    )
+    await bot.react("bob", post["id"], "👀")
+    await bot.deliver()
+    assert stat(bot, "dead") == 1
+    assert bot.dms("alice") == []
+    assert bot.fake.hits(f"PATCH /channels/{bot.reviews}/messages/{post['id']}") == 1
+
+
+async def test_dm_opens_the_channel_once(bot: DiscordHarness) -> None:
+    """DMs to one member reuse the DM channel discord.py cached after creating it."""
+    await bot.slash("alice", "ask", link=LINK)
+    await bot.deliver()
+    (post,) = bot.posts()
+    await bot.react("bob", post["id"], "👀")
+    await bot.react("bob", post["id"], "👀", add=False)
+    await bot.deliver()
+    assert len(bot.dms("alice")) == 2
+    opened = [
+        r.json["recipient_id"] for r in bot.fake.requests_matching("POST /users/@me/channels")
+    ]
+    assert opened.count(int(bot.user("alice"))) == 1
+    dm_posts = bot.fake.requests_matching(
+        f"POST /channels/{bot.fake.dm_channel_for(bot.user('alice'))}/messages"
+    )
+    assert all(c.json["nonce"] and c.json["enforce_nonce"] for c in dm_posts)
