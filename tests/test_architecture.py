@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = sorted(p for p in (ROOT / "bot").glob("*.py") if p.stem not in ("app", "cli", "__main__"))
+CORE = sorted(p for p in (ROOT / "bot").rglob("*.py") if p.stem not in ("app", "cli", "__main__"))
 FORBIDDEN = (
     "adapters",
     "storage.sqlite",

@@ -1,0 +1,137 @@
+"""Asking for reviews: open a request, relay it everywhere, notify the right volunteers, and
+re-notify on the requester's nudge."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot import commands, effects, matching, reciprocity, texts
+from bot.model import NoticeKind, Outgoing, Reply, Request, Status, Volunteer
+from bot.usecases.base import Context, Refused
+
+AUTO_PAUSE = timedelta(days=365)  # until they say /review resume
+RENOTIFY_EVERY = timedelta(days=1)
+QUOTA_WINDOW = timedelta(hours=1)
+
+
+async def ask(ctx: Context, command: commands.Ask) -> Reply:
+    """Open a request (within the quota, not a duplicate), relay it and notify volunteers."""
+    tx, member, now, rules = ctx.tx, ctx.member, ctx.now, ctx.rules
+    recent = await tx.requests_since(member.person_id, now - QUOTA_WINDOW)
+    if len(recent) >= rules.requests_per_hour:
+        again = recent[len(recent) - rules.requests_per_hour] + QUOTA_WINDOW
+        raise Refused(texts.RATE_LIMITED.format(limit=rules.requests_per_hour, at=again))
+    duplicate = await tx.recent_request(
+        member.person_id, command.link, now - rules.duplicate_window
+    )
+    if duplicate is not None:
+        raise Refused(texts.DUPLICATE.format(id=duplicate.id))
+    request = await tx.add_request(
+        link=command.link,
+        topics=command.topics,
+        note=command.note,
+        requester=member,
+        origin_channel_id=ctx.channel_id,
+        at=now,
+        local=command.local,
+    )
+    chosen, paused = await choose(ctx, request)
+    communities = [
+        c
+        for c in await tx.communities()
+        if c.review_channel_id
+        and c.platform in ctx.platforms
+        and ((c.platform, c.community_id) == ctx.viewer or (c.share and not command.local))
+    ]
+    notices = [
+        Outgoing(
+            kind=NoticeKind.RELAY_POST,
+            platform=c.platform,
+            community_id=c.community_id,
+            channel_id=c.review_channel_id or "",
+            request_id=request.id,
+            mentions=tuple(
+                v.member.user_id
+                for v in chosen
+                if (v.member.platform, v.member.community_id) == (c.platform, c.community_id)
+            ),
+        )
+        for c in communities
+    ]
+    posted = {(c.platform, c.community_id) for c in communities}
+    # A volunteer whose community has no review channel still hears about it, privately.
+    notices += [
+        effects.direct(
+            v.member, texts.relay_post_text(request, (v.member.platform, v.member.community_id))
+        )
+        for v in chosen
+        if (v.member.platform, v.member.community_id) not in posted
+        and v.member.platform in ctx.platforms
+    ]
+    await tx.enqueue(notices + paused, now)
+    if chosen:
+        await tx.mark_notified([v.person_id for v in chosen], now, request.id)
+    if not request.topics:
+        text = texts.ASKED_NO_TOPICS.format(id=request.id, s=texts.plural(len(communities)))
+    else:
+        text = texts.ASKED.format(id=request.id, count=len(chosen), s=texts.plural(len(chosen)))
+    hint = await reciprocity.hint(tx, member, request, now) if rules.reciprocity else ""
+    return Reply(f"{text}\n{hint}" if hint else text)
+
+
+async def choose(
+    ctx: Context, request: Request, exclude: frozenset[int] = frozenset()
+) -> tuple[list[Volunteer], list[Outgoing]]:
+    """The volunteers to notify, and DMs to those paused for ignoring too many in a row."""
+    tx, now = ctx.tx, ctx.now
+    candidates = [
+        v
+        for v in await tx.candidates(request.topics, now - reciprocity.LOAD_WINDOW)
+        if v.person_id not in exclude
+    ]
+    silent = reciprocity.silent(candidates, request, now, after=ctx.rules.auto_pause_after)
+    told = []
+    for volunteer in silent:
+        await tx.save_volunteer(volunteer.member, volunteer.topics, now + AUTO_PAUSE)
+        if volunteer.member.platform in ctx.platforms:
+            text = texts.AUTO_PAUSED.format(count=volunteer.ignored_streak)
+            told.append(effects.direct(volunteer.member, text))
+    chosen = matching.rank(
+        [v for v in candidates if v not in silent],
+        topics=request.topics,
+        requester_person_id=request.requester.person_id,
+        now=now,
+        limit=ctx.rules.notify_limit,
+    )
+    return chosen, told
+
+
+async def own_request(ctx: Context, request_id: int) -> Request:
+    request = await ctx.tx.request(request_id)
+    if request is None:
+        raise Refused(texts.UNKNOWN_REQUEST.format(id=request_id))
+    if request.requester.person_id != ctx.member.person_id:
+        raise Refused(texts.NOT_YOUR_REQUEST.format(id=request_id))
+    return request
+
+
+async def renotify(ctx: Context, request_id: int) -> Reply:
+    """`nudge <id>`: ask volunteers not asked yet, once a day, for the requester only."""
+    tx, now = ctx.tx, ctx.now
+    request = await own_request(ctx, request_id)
+    if request.status is not Status.OPEN:
+        raise Refused(texts.NOT_OPEN.format(id=request_id, status=request.status))
+    if not await tx.claim_renotify(request_id, now - RENOTIFY_EVERY, now):
+        raise Refused(texts.RENOTIFY_DAILY.format(id=request_id))
+    already = frozenset(await tx.notified_for(request_id))
+    chosen, paused = await choose(ctx, request, exclude=already)
+    topics = " ".join(f"#{t}" for t in request.topics)
+    text = texts.RENOTIFY_DM.format(id=request_id, link=request.link, topics=topics)
+    notices = [effects.direct(v.member, text) for v in chosen if v.member.platform in ctx.platforms]
+    await tx.enqueue(notices + paused, now)
+    if not chosen:
+        return Reply(texts.RENOTIFY_NOBODY.format(id=request_id))
+    await tx.mark_notified([v.person_id for v in chosen], now, request_id)
+    return Reply(
+        texts.RENOTIFIED.format(id=request_id, count=len(chosen), s=texts.plural(len(chosen)))
+    )
