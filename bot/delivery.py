@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import heapq
 import logging
 import random
 from collections import Counter
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
 
 from bot import logs
 from bot.errors import DeliveryError
@@ -48,6 +50,7 @@ class DeliveryWorker:
         self._batch = batch
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._wake = asyncio.Event()
+        self._retries: list[datetime] = []  # due times of scheduled retries, earliest first
         self._unauthorized: Counter[Platform] = Counter()
         self.stats: Counter[tuple[Platform, str]] = Counter()  # (platform, result) -> count
 
@@ -58,13 +61,18 @@ class DeliveryWorker:
     def disabled(self, platform: Platform) -> bool:
         return self._unauthorized[platform] >= UNAUTHORIZED_LIMIT
 
+    async def _due(self, limit: int, skip: Collection[int] = ()) -> list[Notice]:
+        async with self._store.transaction() as tx:
+            notices = await tx.due_notices(self._clock.now(), limit)
+        return [
+            n
+            for n in notices
+            if n.id not in skip and n.platform in self._senders and not self.disabled(n.platform)
+        ]
+
     async def run_once(self) -> int:
         """Send every notice due now, at most one per channel; returns how many were attempted."""
-        async with self._store.transaction() as tx:
-            notices = await tx.due_notices(self._clock.now(), self._batch)
-        ready = [
-            n for n in notices if n.platform in self._senders and not self.disabled(n.platform)
-        ]
+        ready = await self._due(self._batch)
         await asyncio.gather(*(self._deliver(n) for n in ready))
         return len(ready)
 
@@ -75,17 +83,49 @@ class DeliveryWorker:
                 return
 
     async def run(self, idle_poll: float = 1.0) -> None:
-        """Deliver forever: at once when woken, else poll for retries that came due."""
-        while True:
-            self._wake.clear()
-            try:
-                sent = await self.run_once()
-            except Exception:
-                log.exception("delivery round failed; retrying shortly")
-                sent = 0
-            if not sent:
+        """Deliver forever, each send in its own task.
+
+        A slow send (a platform making us wait out its rate limit) holds up only its own
+        channel: the next round starts whenever any send finishes or new notices are enqueued,
+        and otherwise when the earliest retry comes due (or after `idle_poll` at the latest,
+        for retries scheduled before a restart).
+        """
+        in_flight: dict[int, asyncio.Task[None]] = {}
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    ready = await self._due(self._batch + len(in_flight), skip=in_flight)
+                except Exception:
+                    log.exception("delivery round failed; retrying shortly")
+                    ready = []
+                for notice in ready:
+                    task = asyncio.create_task(self._deliver(notice), name=f"notice-{notice.id}")
+                    in_flight[notice.id] = task
+                    task.add_done_callback(functools.partial(self._finished, in_flight, notice.id))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=idle_poll)
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle(idle_poll))
+        finally:
+            for task in in_flight.values():
+                task.cancel()
+            await asyncio.gather(*in_flight.values(), return_exceptions=True)
+
+    def _finished(
+        self, in_flight: dict[int, asyncio.Task[None]], notice_id: int, task: asyncio.Task[None]
+    ) -> None:
+        in_flight.pop(notice_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery of notice %s failed", notice_id, exc_info=task.exception())
+        self._wake.set()  # its channel's next notice may be due now
+
+    def _idle(self, idle_poll: float) -> float:
+        """How long to wait when nothing wakes us: until the earliest retry we scheduled."""
+        now = self._clock.now()
+        while self._retries and self._retries[0] <= now:
+            heapq.heappop(self._retries)
+        if not self._retries:
+            return idle_poll
+        return min(idle_poll, (self._retries[0] - now).total_seconds())
 
     async def _deliver(self, notice: Notice) -> None:
         with logs.bind(platform=str(notice.platform), notice=notice.id):
@@ -130,7 +170,9 @@ class DeliveryWorker:
             "notice %s to %s failed (%s); retrying in %.1fs", notice.id, notice.platform, exc, delay
         )
         async with self._store.transaction() as tx:
-            await tx.mark_retry(notice, self._clock.now() + timedelta(seconds=delay), str(exc))
+            due = self._clock.now() + timedelta(seconds=delay)
+            await tx.mark_retry(notice, due, str(exc))
+        heapq.heappush(self._retries, due)
         self.stats[notice.platform, "retried"] += 1
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 
 from bot.delivery import MAX_ATTEMPTS, UNAUTHORIZED_LIMIT, DeliveryWorker
@@ -123,3 +125,54 @@ async def test_a_sender_bug_is_retried_not_fatal(store, clock, worker, sender, t
     clock.advance(seconds=5)
     await worker.drain()
     assert [n.text for n in sender.sent] == ["x"]
+
+
+async def _until(predicate, within: float = 3.0) -> None:
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - the recording sender has no event to await
+            await asyncio.sleep(0.01)
+
+
+async def test_a_slow_channel_does_not_hold_up_the_others(store, clock, sender):
+    """While one send waits out a platform's limit, notices to other channels still go out."""
+    gate = asyncio.Event()
+    original = sender.send
+
+    async def send(notice):
+        if notice.channel_id == "slow":
+            await gate.wait()
+        return await original(notice)
+
+    sender.send = send
+    worker = DeliveryWorker(store=store, clock=clock, senders={Platform.CONSOLE: sender})
+    runner = asyncio.create_task(worker.run(idle_poll=30))
+    try:
+        await _enqueue(store, clock, _text("slow", "first"), _text("slow", "second"))
+        await _enqueue(store, clock, _text("fast", "a"), _text("fast", "b"))
+        worker.wake()
+        await _until(lambda: [n.text for n in sender.sent] == ["a", "b"])
+        gate.set()
+        await _until(lambda: len(sender.sent) == 4)
+        assert [n.text for n in sender.sent][2:] == ["first", "second"]
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+
+async def test_a_retry_goes_out_when_due_not_at_the_next_poll(store, sender):
+    """A 429 with a short retry_after is resent after that delay, long before the idle poll."""
+    from bot.ports import SystemClock
+
+    real = SystemClock()
+    worker = DeliveryWorker(store=store, clock=real, senders={Platform.CONSOLE: sender})
+    sender.failures.append(DeliveryError("ratelimited", retryable=True, retry_after=0.2))
+    runner = asyncio.create_task(worker.run(idle_poll=30))
+    try:
+        await _enqueue(store, real, _text("a", "hello"))
+        worker.wake()
+        await _until(lambda: len(sender.sent) == 1, within=5)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
