@@ -51,6 +51,9 @@ class DeliveryWorker:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._wake = asyncio.Event()
         self._retries: list[datetime] = []  # due times of scheduled retries, earliest first
+        # A platform-wide limit (Discord's global 429, an IP ban) pauses every channel of it, so
+        # we do not collect one invalid answer per channel (Discord bans at 10,000 in 10 min).
+        self._pauses: dict[Platform, datetime] = {}
         self._unauthorized: Counter[Platform] = Counter()
         self.stats: Counter[tuple[Platform, str]] = Counter()  # (platform, result) -> count
 
@@ -67,8 +70,15 @@ class DeliveryWorker:
         return [
             n
             for n in notices
-            if n.id not in skip and n.platform in self._senders and not self.disabled(n.platform)
+            if n.id not in skip
+            and n.platform in self._senders
+            and not self.disabled(n.platform)
+            and not self._paused(n.platform)
         ]
+
+    def _paused(self, platform: Platform) -> bool:
+        until = self._pauses.get(platform)
+        return until is not None and until > self._clock.now()
 
     async def run_once(self) -> int:
         """Send every notice due now, at most one per channel; returns how many were attempted."""
@@ -173,6 +183,9 @@ class DeliveryWorker:
             due = self._clock.now() + timedelta(seconds=delay)
             await tx.mark_retry(notice, due, str(exc))
         heapq.heappush(self._retries, due)
+        if exc.platform_wide:
+            self._pauses[notice.platform] = max(due, self._pauses.get(notice.platform, due))
+            log.warning("%s asked us to wait %.1fs before any call", notice.platform, delay)
         self.stats[notice.platform, "retried"] += 1
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:

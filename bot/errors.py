@@ -22,7 +22,9 @@ class DeliveryError(ReviewRelayError):
     """A platform refused or failed a notice.
 
     `retryable` says whether sending again may work; `retry_after` is the platform's own hint in
-    seconds; `unauthorized` marks a revoked or wrong token, after which the platform is not called.
+    seconds; `unauthorized` marks a revoked or wrong token, after which the platform is not called;
+    `platform_wide` says the wait applies to every call to that platform (a global rate limit or
+    an IP ban), not just to this channel.
     """
 
     def __init__(
@@ -32,8 +34,10 @@ class DeliveryError(ReviewRelayError):
         retryable: bool,
         retry_after: float | None = None,
         unauthorized: bool = False,
+        platform_wide: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
         self.unauthorized = unauthorized
+        self.platform_wide = platform_wide

@@ -47,8 +47,10 @@ def delivery_error(what: str, exc: Exception) -> DeliveryError:
         status, code = exc.status, exc.code
         message = f"discord {what}: HTTP {status} code {code}: {exc.text[:200]}"
         if status == _TOO_MANY:
+            # discord.py retries Discord's own JSON 429s; one that reaches us is a global limit
+            # or Cloudflare's IP ban, and either applies to every call we make.
             after = _retry_after(exc) or CLOUDFLARE_BAN_RETRY
-            return DeliveryError(message, retryable=True, retry_after=after)
+            return DeliveryError(message, retryable=True, retry_after=after, platform_wide=True)
         if status == _UNAUTHORIZED:
             # Worth sending once the token is fixed; the worker stops calling Discord till then.
             return DeliveryError(message, retryable=True, unauthorized=True)

@@ -176,3 +176,21 @@ async def test_a_retry_goes_out_when_due_not_at_the_next_poll(store, sender):
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+
+
+async def test_a_platform_wide_limit_pauses_every_channel_of_that_platform(
+    store, clock, worker, sender
+):
+    """After a global 429, no channel of that platform is called until the wait is over; then
+    everything is delivered."""
+    await _enqueue(store, clock, _text("c0", "0"))
+    sender.failures.append(
+        DeliveryError("global 429", retryable=True, retry_after=10, platform_wide=True)
+    )
+    await worker.drain()
+    await _enqueue(store, clock, *(_text(f"c{i}", str(i)) for i in range(1, 4)))
+    await worker.drain()
+    assert sender.sent == []  # paused: not even the channels that never saw a 429
+    clock.advance(seconds=11)
+    await worker.drain()
+    assert sorted(n.text for n in sender.sent) == ["0", "1", "2", "3"]
