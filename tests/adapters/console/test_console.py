@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from adapters.console.console import ConsoleParser
 from bot.model import CommandReceived, ReactionChanged
 from tests.fakes.fake_clock import FakeClock
+from tests.process import run_reviewrelay
 
 WALKTHROUGH = """\
 /review volunteer python writing
@@ -22,24 +20,8 @@ as riley: /review ftp://example.com/x
 """
 
 
-def _run(
-    tmp_path: Path, script: str, *args: str, **extra_env: str
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "DISCORD_", "DATABASE_URL"))
-    } | extra_env
-    return subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "bot", *args],
-        input=script,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+def _run(tmp_path: Path, script: str, *args: str, **env: str):
+    return run_reviewrelay(tmp_path, *args, stdin=script, **env)
 
 
 def test_parse_line_reads_people_reactions_and_commands():
