@@ -150,8 +150,10 @@ class Dispatcher:
                 if await tx.seen_event(event.event_key, event.received_at):
                     return Reply.none()
                 ctx = await self._context(tx, event)
+                # Adapters clean form input too; the core does not rely on it.
+                response = commands.clean_text(event.response, commands.MAX_RESPONSE)
                 return await reviewing.transition(
-                    ctx, event.request_id, _BUTTON_ACTIONS[event.action], event.response
+                    ctx, event.request_id, _BUTTON_ACTIONS[event.action], response
                 )
 
     async def _on_command(self, tx: Transaction, event: CommandReceived) -> Reply:

@@ -43,6 +43,16 @@ FORGOTTEN = "Done: reviewrelay has forgotten you ({ended} open item{s} ended). T
 EXPORT_SENT = "Your data is on its way to you as a direct message."
 EXPORT_DM = "Everything reviewrelay stores about you:\n{json}"
 APOLOGY = "Sorry, something went wrong on our side; please try again in a minute."
+GUILD_ONLY = "Use /review in a server channel, not in a direct message."
+NOTHING_CHANGED = "Nothing changed."
+
+# The form the Done button opens. Slack allows 24 characters in a title, Discord 45.
+DONE_FORM_TITLE = "Request #{id} done"
+DONE_FORM_LABEL = "Your response (optional)"
+DONE_FORM_PLACEHOLDER = "A note, or a link to your comments"
+DONE_FORM_HINT = "Submitting marks request #{id} done; the person who asked sees your response."
+DONE_FORM_SUBMIT = "Done"
+DONE_FORM_CANCEL = "Cancel"
 
 HELP = (
     "reviewrelay relays review requests to volunteers.\n"

@@ -4,7 +4,8 @@ Intents are `guilds` (guild and channel cache, GUILD_CREATE) and `guild_reaction
 events); nothing privileged. `allowed_mentions` is none on the client itself, so no send, edit or
 interaction answer can ping anyone unless it says so (only relay posts do, for their volunteers).
 `max_ratelimit_timeout` makes discord.py raise instead of sleeping through a long 429, so the
-outbox, not a hidden sleep, decides when to try again.
+outbox, not a hidden sleep, decides when to try again. The Done button answers with a form (a
+modal) for an optional response; the form's submission, not the click, completes the request.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import discord
 from discord import app_commands
 
 from adapters.discord import inbound, reconcile, render, slash, sync
+from bot import texts
 from bot.errors import ConfigError
-from bot.model import ButtonAction, Community, InboundEvent, Platform
+from bot.model import ButtonAction, ButtonPressed, Community, InboundEvent, Platform
 from bot.ports import Clock, Inbox
 from bot.settings import Settings
 
@@ -176,9 +178,41 @@ class ReviewClient(discord.Client):
         self, interaction: discord.Interaction[Any], action: ButtonAction, request_id: int
     ) -> None:
         now = self._clock.now()
-        await self._answer(
-            interaction, inbound.parse_button(interaction, action, request_id, received_at=now)
-        )
+        event = inbound.parse_button(interaction, action, request_id, received_at=now)
+        if event is not None and action is ButtonAction.DONE:
+            await self._open_done_form(interaction, event)
+            return
+        await self._answer(interaction, event)
+
+    async def _open_done_form(
+        self, interaction: discord.Interaction[Any], event: ButtonPressed
+    ) -> None:
+        """Answer Done with its form (a modal, response type 9); the submission completes it.
+
+        The form is stopped before it is sent, which keeps it out of discord.py's modal store:
+        `on_interaction` handles the submission by its custom id instead, so a form still open
+        across a restart works, and one the user closes leaves nothing behind.
+        """
+        form = render.DoneForm(event.request_id, event.message_id or "0")
+        form.stop()
+        try:
+            await interaction.response.send_modal(form)
+        except discord.HTTPException as exc:
+            log.warning(
+                "discord: the Done form for request #%d did not open (HTTP %s): completing it "
+                "without a response",
+                event.request_id,
+                exc.status,
+            )
+            await self._answer(interaction, event)
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Submissions of the Done form; every other interaction has its own handler."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        event = inbound.parse_done_form(interaction, received_at=self._clock.now())
+        if event is not None:
+            await self._answer(interaction, event)
 
     async def run_command(
         self, interaction: discord.Interaction[Any], verb: str, options: Mapping[str, object]
@@ -202,7 +236,7 @@ class ReviewClient(discord.Client):
         key = event.event_key if event else f"discord:{interaction.id}"
         try:
             if event is None:
-                await interaction.response.send_message(render.GUILD_ONLY, ephemeral=True)
+                await interaction.response.send_message(texts.GUILD_ONLY, ephemeral=True)
                 return
             handling = asyncio.ensure_future(self._bound().handle(event))
             try:
@@ -222,9 +256,9 @@ class ReviewClient(discord.Client):
 async def _apologise(interaction: discord.Interaction[Any]) -> None:
     with contextlib.suppress(discord.HTTPException):
         if interaction.response.is_done():
-            await interaction.followup.send(render.APOLOGY, ephemeral=True)
+            await interaction.followup.send(texts.APOLOGY, ephemeral=True)
         else:
-            await interaction.response.send_message(render.APOLOGY, ephemeral=True)
+            await interaction.response.send_message(texts.APOLOGY, ephemeral=True)
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

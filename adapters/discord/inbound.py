@@ -1,4 +1,4 @@
-"""Discord events to the core's events: raw reactions, slash commands and button presses.
+"""Discord events to the core's events: raw reactions, slash commands, buttons and the Done form.
 
 Pure functions: they read discord.py objects, never call Discord, and return `None` for "not
 ours" (the bot's own reactions, DMs). Snowflakes become strings here, once.
@@ -20,6 +20,8 @@ from typing import Any, Final
 
 import discord
 
+from adapters.discord.render import FORM_ID, RESPONSE_INPUT
+from bot.commands import MAX_RESPONSE, clean_text
 from bot.model import (
     ButtonAction,
     ButtonPressed,
@@ -169,6 +171,53 @@ def parse_button(
         action=action,
         request_id=request_id,
         received_at=received_at,
+        is_admin=_is_admin(interaction),
+        reply_inline=True,
+    )
+
+
+def _input_value(components: object, custom_id: str) -> str:
+    """The value of the text input `custom_id` in a modal submission's component tree."""
+    if isinstance(components, Mapping):
+        components = [components]
+    if not isinstance(components, list):
+        return ""
+    for component in components:
+        if not isinstance(component, Mapping):
+            continue
+        if component.get("custom_id") == custom_id and isinstance(component.get("value"), str):
+            return str(component["value"])
+        # An action row (type 1) holds `components`, a label (type 18) one `component`.
+        for inner in (component.get("components"), component.get("component")):
+            found = _input_value(inner, custom_id)
+            if found:
+                return found
+    return ""
+
+
+def parse_done_form(
+    interaction: discord.Interaction[Any], *, received_at: datetime
+) -> ButtonPressed | None:
+    """The Done form submitted: a DONE press carrying the response; None if not our form.
+
+    The request and post come from the form's custom id; the response is cleaned as
+    `/review done <id> <response>` cleans it: one line, no control characters, 1,000 at most.
+    """
+    data: Mapping[str, object] = interaction.data or {}
+    match = FORM_ID.fullmatch(str(data.get("custom_id", "")))
+    who = _interaction_member(interaction)
+    if match is None or who is None:
+        return None
+    response = _input_value(data.get("components"), RESPONSE_INPUT)
+    return ButtonPressed(
+        event_key=f"discord:{interaction.id}",
+        member=who,
+        channel_id=str(interaction.channel_id),
+        message_id=match["message_id"],
+        action=ButtonAction.DONE,
+        request_id=int(match["request_id"]),
+        received_at=received_at,
+        response=clean_text(response, MAX_RESPONSE),
         is_admin=_is_admin(interaction),
         reply_inline=True,
     )

@@ -1,4 +1,5 @@
-"""Notices and replies as Discord messages: embeds, buttons, and pings only where they are meant.
+"""Notices and replies as Discord messages: embeds, buttons, the Done form, and pings only where
+they are meant.
 
 Pure functions, no I/O. Discord's size limits are applied here (content 2,000 characters; embed
 title 256, description 4,096, field 1,024, 25 fields, 6,000 in all), cutting with an ellipsis,
@@ -16,6 +17,7 @@ from typing import Any, Final, Self, TypedDict
 import discord
 
 from bot import texts
+from bot.commands import MAX_RESPONSE
 from bot.model import ButtonAction, Platform, Reply, Request, Status
 
 CONTENT_LIMIT: Final = 2000
@@ -28,9 +30,6 @@ FOOTER_LIMIT: Final = 2048
 EMBED_LIMIT: Final = 6000
 ELLIPSIS: Final = "…"
 
-APOLOGY: Final = "Sorry, something went wrong on our side; please try again in a minute."
-GUILD_ONLY: Final = "Use /review in a server channel, not in a direct message."
-NOTHING_TO_SAY: Final = "Nothing changed."
 MENTION_NOTE: Final = ": a review request on your topics"
 FOOTER: Final = (
     "React 👀 to claim, ✅ when done. Several 👀 while the bot was offline: the first one "
@@ -38,6 +37,14 @@ FOOTER: Final = (
 )
 
 CUSTOM_ID_TEMPLATE: Final = r"review:(?P<action>claim|release|done):(?P<request_id>[1-9][0-9]{0,8})"
+FORM_ID: Final = re.compile(
+    r"review-done:(?P<request_id>[1-9][0-9]{0,8}):(?P<message_id>[0-9]{1,20})"
+)
+RESPONSE_INPUT: Final = "response"
+MODAL_TITLE_LIMIT: Final = 45
+LABEL_LIMIT: Final = 45
+LABEL_DESCRIPTION_LIMIT: Final = 100
+PLACEHOLDER_LIMIT: Final = 100
 _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 _MENTION_SYNTAX = re.compile(r"@(everyone|here|[!&]?[0-9]+)")
 _LINK_DISPLAY = str.maketrans({c: f"%{ord(c):02X}" for c in "[]()<>` "})
@@ -224,5 +231,38 @@ def render_direct(text: str) -> str:
 
 
 def render_reply(reply: Reply) -> str:
-    """The ephemeral answer to a slash command or a button press."""
-    return fit(reply.text or NOTHING_TO_SAY, CONTENT_LIMIT)
+    """The ephemeral answer to a slash command, a button press or the Done form."""
+    return fit(reply.text or texts.NOTHING_CHANGED, CONTENT_LIMIT)
+
+
+def done_form_id(request_id: int, message_id: int | str) -> str:
+    return f"review-done:{request_id}:{message_id}"
+
+
+class DoneForm(discord.ui.Modal):
+    """The form the Done button opens: one optional paragraph for the reviewer's response.
+
+    Its custom id names the request and the post, so the client handles the submission by that
+    id alone, as it handles the buttons: see `ReviewClient.on_interaction`.
+    """
+
+    def __init__(self, request_id: int, message_id: int | str) -> None:
+        super().__init__(
+            title=fit(texts.DONE_FORM_TITLE.format(id=request_id), MODAL_TITLE_LIMIT),
+            custom_id=done_form_id(request_id, message_id),
+        )
+        self.response: discord.ui.TextInput[DoneForm] = discord.ui.TextInput(
+            custom_id=RESPONSE_INPUT,
+            style=discord.TextStyle.paragraph,
+            placeholder=fit(texts.DONE_FORM_PLACEHOLDER, PLACEHOLDER_LIMIT),
+            required=False,
+            max_length=MAX_RESPONSE,
+        )
+        hint = texts.DONE_FORM_HINT.format(id=request_id)
+        self.add_item(
+            discord.ui.Label(
+                text=fit(texts.DONE_FORM_LABEL, LABEL_LIMIT),
+                description=fit(hint, LABEL_DESCRIPTION_LIMIT),
+                component=self.response,
+            )
+        )

@@ -1,48 +1,72 @@
-"""The Slack adapter: a bolt AsyncApp wired to the core, over HTTP or Socket Mode.
+"""The bolt listeners: `/review`, reactions, relay-post buttons and the Done form, to the core.
 
-Handlers are parse, dispatch, render. They never call the Slack Web API to say something: every
-message goes through the outbox and `SlackSender`. bolt runs with `process_before_response=True`,
-so an event's effects are committed before Slack sees the 200, and a failure answers 500, which
-Slack retries (a retry of a handled event is a no-op: the dispatcher records its key).
+`register` attaches them to the AsyncApp (`adapters.slack.adapter` calls it once). Handlers are
+parse, dispatch, render. They never call the Slack Web API to say something: every message goes
+through the outbox and `SlackSender`. bolt runs with `process_before_response=True`, so an
+event's effects are committed before Slack sees the 200, and a failure answers 500, which Slack
+retries (a retry of a handled event is a no-op: the dispatcher records its key).
+
+Two kinds of Web API call are made inline, by design. Reads: `users.info` (through `SlackUsers`,
+cached) for admin rights and display names. And one write, the exception to "everything through
+the outbox": the Done button opens its form with `views.open`, which *is* the answer to the
+click. Its `trigger_id` expires 3 s after the click, and an outbox row would be sent too late to
+use it, so it is called in the handler, bounded by `FORM_TIMEOUT`, and never retried. If Slack
+will not open the form, the click completes the request without a response, so the button never
+silently does nothing. The form's submission (a view_submission) is then a DONE like any other,
+keyed by the view id, and its reply goes out as an ephemeral notice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import aiohttp
-from aiohttp import web
-from pydantic import SecretStr
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import inbound, render
-from adapters.slack.admins import AdminCheck
-from adapters.slack.send import UNAUTHORIZED, SlackSender
-from adapters.slack.web import bolt_endpoint
-from bot import commands
-from bot.errors import ConfigError
-from bot.model import ButtonPressed, Community, Platform, ReactionChanged
-from bot.ports import Clock, Inbox, Sender
-from bot.settings import Settings
+from adapters.slack.users import SlackUsers
+from bot import commands, texts
+from bot.model import ButtonAction, ButtonPressed, CommandReceived, ReactionChanged
+from bot.ports import Clock, Inbox
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 COMMAND = "/review"
 EVENTS = ("reaction_added", "reaction_removed")  # every event slack/manifest.yml subscribes to
-API_TIMEOUT = 10  # seconds per Web API call; the outbox retries what times out
-_ACTION_PATTERN = re.compile("^(" + "|".join(map(re.escape, inbound.ACTION_IDS.values())) + ")$")
+FORM_TIMEOUT = 2.0  # seconds: Slack's trigger_id expires 3 s after the click
+# Claim and Release dispatch at once; Done opens the form first.
+_ACTION_PATTERN = re.compile(
+    "^("
+    + "|".join(re.escape(i) for a, i in inbound.ACTION_IDS.items() if a is not ButtonAction.DONE)
+    + ")$"
+)
+_E = TypeVar("_E", CommandReceived, ReactionChanged, ButtonPressed)
 
 
 def _needs_admin(text: str) -> bool:
     return isinstance(commands.parse(text), commands.Setup)
+
+
+def _named(event: _E, name: str) -> _E:
+    """The event with the member's display name set (unchanged when `name` is empty)."""
+    if not name or name == event.member.display_name:
+        return event
+    return replace(event, member=replace(event.member, display_name=name))
+
+
+async def _with_name(users: SlackUsers, event: _E) -> _E:
+    """Reactions and buttons: the name Slack shows for the user, else whatever the payload had."""
+    member = event.member
+    found = await users.display_name(member.community_id, member.user_id, member.display_name)
+    return _named(event, found)
 
 
 async def _apply(inbox: Inbox, event: ReactionChanged | ButtonPressed) -> BoltResponse | None:
@@ -55,22 +79,45 @@ async def _apply(inbox: Inbox, event: ReactionChanged | ButtonPressed) -> BoltRe
     return None
 
 
+async def _open_done_form(client: AsyncWebClient, trigger_id: str, event: ButtonPressed) -> bool:
+    """Open the Done form for this click (see the module docstring); False if Slack would not."""
+    view = render.render_done_form(event.request_id, event.channel_id, event.message_id)
+    try:
+        async with asyncio.timeout(FORM_TIMEOUT):
+            await client.views_open(trigger_id=trigger_id, view=view)
+    except (SlackClientError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+        reason = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+        log.warning(
+            "Slack views.open for request #%d failed (%s): completing it without a response",
+            event.request_id,
+            reason or type(exc).__name__,
+        )
+        return False
+    return True
+
+
 def register(
     app: AsyncApp,
     inbox: Inbox,
     clock: Clock,
     *,
-    admins: AdminCheck,
+    users: SlackUsers,
+    client: AsyncWebClient,
     bot_user_id: str | None = None,
 ) -> None:
-    """Attach the `/review` command, reaction events and relay-post buttons to the bolt app."""
+    """Attach `/review`, reaction events, relay-post buttons and the Done form to the bolt app."""
 
     async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
         event = inbound.parse_slash_command(body, received_at=clock.now())
         try:
+            member = event.member
+            # A cached name keeps a person's name the same across commands and reactions; the
+            # payload's handle serves otherwise, and Slack is asked only when there is none.
+            event = _named(event, users.cached_name(member.community_id, member.user_id))
+            if not event.member.display_name:
+                event = await _with_name(users, event)
             if _needs_admin(event.text):
-                member = event.member
-                admin = await admins.is_admin(member.community_id, member.user_id)
+                admin = await users.is_admin(member.community_id, member.user_id)
                 event = replace(event, is_admin=admin)
             reply = await inbox.handle(event)
         except Exception:
@@ -81,178 +128,47 @@ def register(
 
     async def on_reaction(body: dict[str, Any]) -> BoltResponse | None:
         event = inbound.parse_reaction(body, received_at=clock.now(), bot_user_id=bot_user_id)
-        return None if event is None else await _apply(inbox, event)
+        return None if event is None else await _apply(inbox, await _with_name(users, event))
 
     async def on_action(ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
         # Slack shows nothing from a block_actions ack; the reply goes out as an ephemeral notice.
         event = inbound.parse_block_action(body, received_at=clock.now())
-        failed = None if event is None else await _apply(inbox, event)
+        failed = None if event is None else await _apply(inbox, await _with_name(users, event))
         await ack()
         return failed
+
+    async def on_done(ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
+        event = inbound.parse_block_action(body, received_at=clock.now())
+        failed = None
+        if event is not None and not await _open_done_form(
+            client, str(body.get("trigger_id") or ""), event
+        ):
+            # Done without a response beats doing nothing; no time is left to ask for a name.
+            member = event.member
+            event = _named(event, users.cached_name(member.community_id, member.user_id))
+            failed = await _apply(inbox, event)
+        await ack()
+        return failed
+
+    async def on_done_form(ack: AsyncAck, body: dict[str, Any]) -> None:
+        event = inbound.parse_view_submission(body, received_at=clock.now())
+        if event is None:
+            log.warning("Slack: a Done form without a valid request; closed")
+            await ack(response_action="clear")
+            return
+        try:
+            await inbox.handle(await _with_name(users, event))
+        except Exception:
+            # The form stays open with the apology under the input, so the response is not lost.
+            log.exception("Slack Done form %s failed", event.event_key)
+            await ack(**render.render_form_errors(texts.APOLOGY))
+            return
+        # The reply (thanks, or why not) goes out as an ephemeral notice, like a button's.
+        await ack(response_action="clear")
 
     app.command(COMMAND)(on_command)
     for name in EVENTS:
         app.event(name)(on_reaction)
     app.action(_ACTION_PATTERN)(on_action)
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """What `auth.test` says about our token: the workspace and the bot user."""
-
-    team_id: str
-    team_name: str
-    bot_user_id: str
-
-
-class SlackAdapter:
-    """One workspace, one bot token: HTTP (`routes()`) or Socket Mode (an `xapp-` token)."""
-
-    platform = Platform.SLACK
-
-    def __init__(
-        self,
-        *,
-        app: AsyncApp,
-        client: AsyncWebClient,
-        clock: Clock,
-        review_channel: str | None = None,
-        app_token: str | None = None,
-    ) -> None:
-        # Typed as the port: Adapter.sender is a mutable protocol member, hence invariant.
-        self.sender: Sender = SlackSender(client)
-        self.app = app
-        self._client = client
-        self._clock = clock
-        self._review_channel = review_channel
-        self._app_token = app_token
-        self._socket: AsyncSocketModeHandler | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self.identity: Identity | None = None
-        self._registered = False
-
-    @property
-    def socket_mode(self) -> bool:
-        return self._app_token is not None
-
-    @property
-    def connected(self) -> bool:
-        if self.identity is None:
-            return False
-        if self._socket is None:
-            return not self.socket_mode
-        client = self._socket.client
-        session = client.current_session
-        return not client.closed and session is not None and not session.closed
-
-    def routes(self) -> list[web.RouteDef]:
-        """`POST /slack/events` for commands, events and buttons alike; none in Socket Mode."""
-        return [] if self.socket_mode else [web.post(EVENTS_PATH, bolt_endpoint(self.app))]
-
-    async def start(self, inbox: Inbox) -> None:
-        # One keep-alive session for every Web API call (slack_sdk opens one per call otherwise).
-        self._session = aiohttp.ClientSession()
-        self._client.session = self._session
-        try:
-            await self._connect(inbox)
-        except BaseException:
-            await self.stop()
-            raise
-
-    async def _connect(self, inbox: Inbox) -> None:
-        identity = await self._identify()
-        if not self._registered:  # bolt keeps listeners for good: a restart must not add twice
-            register(
-                self.app,
-                inbox,
-                self._clock,
-                admins=AdminCheck(self._client, self._clock),
-                bot_user_id=identity.bot_user_id,
-            )
-            self._registered = True
-        await inbox.connect_community(
-            Community(
-                platform=Platform.SLACK,
-                community_id=identity.team_id,
-                name=identity.team_name,
-                review_channel_id=self._review_channel,
-            )
-        )
-        if self._app_token is not None:
-            await self._open_socket(self._app_token)
-        self.identity = identity
-        log.info("Slack: connected to %s (%s)", identity.team_name, identity.team_id)
-
-    async def stop(self) -> None:
-        self.identity = None
-        if self._socket is not None:
-            await self._socket.close_async()  # type: ignore[no-untyped-call]
-            self._socket = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def _open_socket(self, app_token: str) -> None:
-        self._socket = AsyncSocketModeHandler(self.app, app_token=app_token)
-        client = self._socket.client
-        try:
-            # Asked here, not inside connect(), which would retry a bad token forever.
-            client.wss_uri = await client.issue_new_wss_url()
-        except SlackApiError as exc:
-            code = str(exc.response.get("error", ""))
-            msg = f"SLACK_APP_TOKEN: Slack refused a Socket Mode connection ({code})"
-            raise ConfigError(msg) from None
-        await self._socket.connect_async()  # type: ignore[no-untyped-call]
-
-    async def _identify(self) -> Identity:
-        try:
-            found = await self._client.auth_test()
-        except SlackApiError as exc:
-            code = str(exc.response.get("error", ""))
-            if code in UNAUTHORIZED:
-                msg = f"SLACK_BOT_TOKEN: Slack rejected the token ({code})"
-                raise ConfigError(msg) from None
-            raise
-        return Identity(
-            team_id=str(found["team_id"]),
-            team_name=str(found.get("team") or ""),
-            bot_user_id=str(found["user_id"]),
-        )
-
-
-def _secret(value: SecretStr | None) -> str:
-    return value.get_secret_value() if value is not None else ""
-
-
-def build_slack(settings: Settings, clock: Clock) -> SlackAdapter:
-    """The adapter the settings describe: Socket Mode with SLACK_APP_TOKEN, else HTTP."""
-    if settings.slack_bot_token is None:
-        msg = "SLACK_BOT_TOKEN: required for Slack"
-        raise ConfigError(msg)
-    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
-    secret = (
-        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-    )
-    if app_token is None and not secret:
-        # With an empty secret anyone could sign a request: refuse to start instead.
-        msg = "SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN in HTTP mode"
-        raise ConfigError(msg)
-    client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=API_TIMEOUT,
-        retry_handlers=[],  # the outbox owns retries (design §6): none hidden in the client
-    )
-    app = AsyncApp(
-        client=client,
-        # Socket Mode skips verification; "" keeps bolt from reading the environment itself.
-        signing_secret=secret,
-        process_before_response=True,
-    )
-    return SlackAdapter(
-        app=app,
-        client=client,
-        clock=clock,
-        review_channel=settings.slack_review_channel,
-        app_token=app_token,
-    )
+    app.action(inbound.ACTION_IDS[ButtonAction.DONE])(on_done)
+    app.view(inbound.DONE_CALLBACK_ID)(on_done_form)

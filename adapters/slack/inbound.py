@@ -1,17 +1,19 @@
 """Slack payloads in, model events out: pure functions, no I/O, never raising on what Slack sends.
 
 Each `parse_*` takes the payload bolt hands a listener (the form fields of a slash command, the
-Events API envelope, the block_actions payload) and returns an event with a de-duplication key, or
-None when the payload is not one of ours.
+Events API envelope, the block_actions or view_submission payload) and returns an event with a
+de-duplication key, or None when the payload is not one of ours.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from bot.commands import MAX_RESPONSE, clean_text
 from bot.model import (
     ButtonAction,
     ButtonPressed,
@@ -24,6 +26,9 @@ from bot.model import (
 ACTION_PREFIX = "review_"
 ACTION_IDS = {action: f"{ACTION_PREFIX}{action.value}" for action in ButtonAction}
 _ACTIONS_BY_ID = {action_id: action for action, action_id in ACTION_IDS.items()}
+DONE_CALLBACK_ID = ACTION_IDS[ButtonAction.DONE]  # the Done form's callback_id
+RESPONSE_BLOCK_ID = "response"
+RESPONSE_ACTION_ID = "response"
 _REACTION_EVENTS = {"reaction_added": True, "reaction_removed": False}
 _MAX_REQUEST_ID_DIGITS = 9
 # With "escape channels, users, and links" on, Slack wraps links as <url> or <url|label>.
@@ -142,5 +147,45 @@ def parse_block_action(body: Mapping[str, Any], *, received_at: datetime) -> But
         action=kind,
         request_id=request_id,
         received_at=received_at,
+        reply_inline=False,
+    )
+
+
+def parse_view_submission(
+    body: Mapping[str, Any], *, received_at: datetime
+) -> ButtonPressed | None:
+    """The Done form submitted: a DONE press carrying the response (empty when left blank).
+
+    The request and post come from the form's `private_metadata`, which only the app sets. The key
+    is the view id: one form, one completion, however often it is submitted. The response is
+    cleaned as `/review done <id> <response>` cleans it: one line, no control characters.
+    """
+    view = _map(body.get("view"))
+    if view.get("callback_id") != DONE_CALLBACK_ID:
+        return None
+    try:
+        metadata = _map(json.loads(_str(view.get("private_metadata"))))
+    except ValueError:
+        return None
+    raw_id = metadata.get("request_id")
+    request_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else 0
+    channel_id, message_ts = _str(metadata.get("channel")), _str(metadata.get("ts"))
+    user = _map(body.get("user"))
+    user_id, view_id = _str(user.get("id")), _str(view.get("id"))
+    valid_id = 0 < request_id < 10**_MAX_REQUEST_ID_DIGITS
+    if not (valid_id and channel_id and user_id and view_id):
+        return None
+    values = _map(_map(view.get("state")).get("values"))
+    field = _map(_map(values.get(RESPONSE_BLOCK_ID)).get(RESPONSE_ACTION_ID))
+    team_id = _str(_map(body.get("team")).get("id")) or _str(user.get("team_id"))
+    return ButtonPressed(
+        event_key=f"slack:view:{view_id}",
+        member=_member(team_id, user_id, _str(user.get("username")) or _str(user.get("name"))),
+        channel_id=channel_id,
+        message_id=message_ts,
+        action=ButtonAction.DONE,
+        request_id=request_id,
+        received_at=received_at,
+        response=clean_text(_str(field.get("value")), MAX_RESPONSE),
         reply_inline=False,
     )

@@ -8,18 +8,26 @@ writes are the volunteer ids the core passes in, and it never asks Slack to re-p
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from adapters.slack.inbound import ACTION_IDS
+from adapters.slack.inbound import (
+    ACTION_IDS,
+    DONE_CALLBACK_ID,
+    RESPONSE_ACTION_ID,
+    RESPONSE_BLOCK_ID,
+)
 from bot import texts
+from bot.commands import MAX_RESPONSE
 from bot.model import ButtonAction, Reply, Request, Status
 
 SECTION_LIMIT: Final = 3000  # characters per section or context text
 TEXT_LIMIT: Final = 4000  # top-level `text`: Slack truncates long ones; keep them readable
 MAX_BLOCKS: Final = 50
 BUTTON_TEXT_LIMIT: Final = 75
+_MODAL_TITLE_LIMIT: Final = 24
 MAX_MENTIONS: Final = 50  # the core notifies at most 50; 50 ids of <= 36 units fit a section
 _NAME_LIMIT = 200
 _LINK_LIMIT = 2400
@@ -143,3 +151,45 @@ def render_relay_post(request: Request, mentions: Sequence[str] = ()) -> dict[st
     # Mentions go in `text` too: Slack builds the notification from it.
     text = summary + fit(request.link, 1500) + (f" cc {cc}" if cc else "")
     return {"text": text, "blocks": blocks[:MAX_BLOCKS]}
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def render_done_form(request_id: int, channel_id: str, message_ts: str) -> dict[str, Any]:
+    """The modal the Done button opens: one optional response, up to 1,000 characters.
+
+    `private_metadata` says which request and post it is for; Slack hands it back unchanged
+    with the submission (and the submission is signed, so it cannot be forged).
+    """
+    metadata = {"request_id": request_id, "channel": channel_id, "ts": message_ts}
+    return {
+        "type": "modal",
+        "callback_id": DONE_CALLBACK_ID,
+        "private_metadata": json.dumps(metadata, separators=(",", ":")),
+        "title": _plain(texts.DONE_FORM_TITLE.format(id=request_id)[:_MODAL_TITLE_LIMIT]),
+        "submit": _plain(texts.DONE_FORM_SUBMIT),
+        "close": _plain(texts.DONE_FORM_CANCEL),
+        "blocks": [
+            _context(escape(texts.DONE_FORM_HINT.format(id=request_id))),
+            {
+                "type": "input",
+                "block_id": RESPONSE_BLOCK_ID,
+                "optional": True,
+                "label": _plain(texts.DONE_FORM_LABEL),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": RESPONSE_ACTION_ID,
+                    "multiline": True,
+                    "max_length": MAX_RESPONSE,
+                    "placeholder": _plain(texts.DONE_FORM_PLACEHOLDER),
+                },
+            },
+        ],
+    }
+
+
+def render_form_errors(text: str) -> dict[str, Any]:
+    """Arguments for a view_submission `ack` that keeps the form open, `text` under the input."""
+    return {"response_action": "errors", "errors": {RESPONSE_BLOCK_ID: text}}

@@ -118,6 +118,13 @@ class DiscordHarness:
         )
         return await self.fake.wait_for_interaction_response(interaction_id)
 
+    async def submit(self, user: str, custom_id: str, response: str) -> InteractionCallback:
+        """Submit the form `custom_id` (laid out as the bot opened it) with `response` typed in."""
+        interaction_id = await self.fake.send_modal_submit(
+            self.guild.id, self.reviews, user, custom_id, {"response": response}
+        )
+        return await self.fake.wait_for_interaction_response(interaction_id)
+
     async def react(self, user: str, message_id: str, emoji: str, *, add: bool = True) -> None:
         """A user adds (or removes) a reaction; returns once the core has handled it."""
         before = len(self.inbox.handled)

@@ -9,6 +9,7 @@ import pytest
 
 from adapters.discord import client as client_module
 from adapters.discord import render
+from bot import texts
 from bot.commands import VERBS
 from bot.model import InboundEvent, Reply
 from tests.adapters.discord.conftest import DiscordHarness
@@ -136,11 +137,15 @@ async def test_add_after_remove_is_a_new_claim(bot: DiscordHarness) -> None:
 
 
 async def test_done_by_button(bot: DiscordHarness) -> None:
-    """The Done button answers the presser ephemerally and the post shows it done, buttonless."""
+    """Done, then its form sent blank: the presser is thanked ephemerally and the post shows it
+    done, buttonless."""
     message_id = await ask(bot)
     await bot.click("bob", message_id, "review:claim:1")
     await bot.deliver()  # the edit that shows the Done button
-    callback = await bot.click("bob", message_id, "review:done:1")
+    form = await bot.click("bob", message_id, "review:done:1")
+    assert form.type == 9
+    assert form.data is not None
+    callback = await bot.submit("bob", form.data["custom_id"], "")
     assert callback.type == 4
     assert callback.data is not None
     assert callback.data["flags"] == EPHEMERAL
@@ -201,7 +206,7 @@ async def test_failure_is_an_apology_not_a_traceback(
     bot.inbox.handle = broken  # type: ignore[method-assign]
     callback = await bot.slash("alice", "mine")
     assert callback.data is not None
-    assert callback.data["content"] == render.APOLOGY
+    assert callback.data["content"] == texts.APOLOGY
     assert any(
         "discord:" in r.getMessage() and r.exc_info
         for r in caplog.records
@@ -213,7 +218,7 @@ async def test_stale_command_definition_gets_an_apology(bot: DiscordHarness) -> 
     """Options that do not match our definition (Discord not yet synced) still get an answer."""
     callback = await bot.slash("alice", "ask", url="https://example.com")  # no `link`
     assert callback.data is not None
-    assert callback.data["content"] == render.APOLOGY
+    assert callback.data["content"] == texts.APOLOGY
 
 
 async def test_slow_core_defers_then_follows_up(

@@ -10,6 +10,7 @@ import discord
 import pytest
 
 from adapters.discord import render
+from bot import texts
 from bot.model import ButtonAction, Member, Platform, Reply, Request, Status
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -168,6 +169,6 @@ def test_channel_text_goes_to_an_embed_when_too_long() -> None:
 
 def test_replies_are_never_empty_or_too_long() -> None:
     """An interaction must be answered: an empty reply still says something."""
-    assert render.render_reply(Reply.none()) == render.NOTHING_TO_SAY
+    assert render.render_reply(Reply.none()) == texts.NOTHING_CHANGED
     assert len(render.render_reply(Reply("x" * 5000))) == render.CONTENT_LIMIT
     assert render.render_direct("hello") == "hello"

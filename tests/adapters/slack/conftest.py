@@ -91,10 +91,11 @@ class SlackHarness:
         added: bool = True,
         event_id: str | None = None,
         retry: int | None = None,
+        item_user: str = p.BOT_USER_ID,
     ) -> Answer:
         kind = "reaction_added" if added else "reaction_removed"
         event = p.reaction_event(
-            kind, user=who[0], reaction=reaction, channel=REVIEW_CHANNEL, ts=ts
+            kind, user=who[0], reaction=reaction, channel=REVIEW_CHANNEL, ts=ts, item_user=item_user
         )
         body = p.event_callback_body(event, event_id=event_id)
         headers = {} if retry is None else {"X-Slack-Retry-Num": str(retry)}
@@ -112,6 +113,25 @@ class SlackHarness:
             message_ts=ts,
         )
         return await self.post(body)
+
+    async def submit(
+        self, view: dict[str, Any], who: tuple[str, str], response: str | None
+    ) -> Answer:
+        """Submit a form the bot opened (as views.open stored it), as Slack posts it."""
+        value = {"type": "plain_text_input", "value": response}
+        body = p.view_submission_body(
+            view["callback_id"],
+            {"response": {"response": value}},
+            user_id=who[0],
+            user_name=who[1],
+            view_id=view["id"],
+            private_metadata=view["private_metadata"],
+        )
+        return await self.post(body)
+
+    def forms(self) -> list[dict[str, Any]]:
+        """The views Slack opened for the bot, oldest first."""
+        return [c.response["view"] for c in self.calls("views.open") if c.response.get("ok")]
 
     async def deliver(self) -> None:
         await self.core.worker.drain()
@@ -152,6 +172,8 @@ def now() -> int:
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
     async with FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN) as fake:
+        for user_id, name in (ALICE, BOB, CAROL):
+            fake.add_user(user_id, name=name)  # what users.info says about them
         yield fake
 
 

@@ -146,14 +146,17 @@ async def test_removing_the_reaction_releases(harness: SlackHarness):
 
 
 async def test_claim_and_done_by_buttons(harness: SlackHarness):
-    """Claim then Done buttons finish the request: no buttons left, requester told."""
+    """Claim, then Done and its form sent blank, finish the request: no buttons left."""
     ts = await ask(harness)
 
     claimed = await harness.click("claim", 1, BOB, ts)
     done = await harness.click("done", 1, BOB, ts)
+    [form] = harness.forms()
+    submitted = await harness.submit(form, BOB, None)
     await harness.deliver()
 
     assert (claimed.status, claimed.text, done.status, done.text) == (200, "", 200, "")
+    assert (submitted.status, submitted.json()) == (200, {"response_action": "clear"})
     post = message(harness)
     assert action_ids(post) == []
     assert "done by bob" in json.dumps(post["blocks"])
@@ -272,13 +275,26 @@ async def test_url_verification_is_answered(harness: SlackHarness):
 
 
 async def test_reaction_elsewhere_is_ignored(harness: SlackHarness):
-    """👀 on a message that is not a relay post is answered 200 and does nothing."""
-    ts = harness.slack.add_message(REVIEW_CHANNEL, "just chatting")
+    """👀 on someone else's message is answered 200 and costs no Web API call at all."""
+    ts = harness.slack.add_message(REVIEW_CHANNEL, "just chatting", user=ALICE[0])
+
+    assert (await harness.react(ts, BOB, item_user=ALICE[0])).status == 200
+    await harness.deliver()
+
+    assert [c.method for c in harness.slack.calls()] == ["auth.test", "auth.test"]
+
+
+async def test_reaction_on_another_bot_message_changes_nothing(harness: SlackHarness):
+    """👀 on a bot message that is no relay post (a digest, say) is answered 200; nothing is said.
+
+    Its author's name is read first (the adapter cannot tell relay posts apart), and that is all.
+    """
+    ts = harness.slack.add_message(REVIEW_CHANNEL, "Waiting for a reviewer (0):", user="U0BOT")
 
     assert (await harness.react(ts, BOB)).status == 200
     await harness.deliver()
 
-    assert [c.method for c in harness.slack.calls()] == ["auth.test", "auth.test"]
+    assert [c.method for c in harness.slack.calls()] == ["auth.test", "auth.test", "users.info"]
 
 
 async def test_retried_refused_event_refuses_once(harness: SlackHarness):

@@ -158,3 +158,74 @@ def test_every_button_action_has_an_action_id():
         parsed = inbound.parse_block_action(body, received_at=AT)
         assert parsed is not None
         assert parsed.action is action
+
+
+def done_form(metadata: str, value: str | None, **kwargs) -> dict:
+    values = {"response": {"response": {"type": "plain_text_input", "value": value}}}
+    return p.view_submission_payload(
+        "review_done", values, private_metadata=metadata, view_id="V0FORM01", **kwargs
+    )
+
+
+def test_done_form_becomes_a_done_press_with_the_response():
+    """The submitted form is a DONE for the request and post its metadata names, keyed by view."""
+    body = done_form(
+        '{"request_id":42,"channel":"C0REVIEW","ts":"1700000000.000100"}',
+        "See my comments:\n\u202ehttps://docs.example/c1\u202c\n",
+        user_id="U0BOB",
+        user_name="bob",
+    )
+
+    parsed = inbound.parse_view_submission(body, received_at=AT)
+
+    assert parsed is not None
+    assert (parsed.action, parsed.request_id) == (ButtonAction.DONE, 42)
+    assert (parsed.channel_id, parsed.message_id) == ("C0REVIEW", "1700000000.000100")
+    assert parsed.response == "See my comments: https://docs.example/c1"
+    assert (parsed.member.user_id, parsed.member.display_name) == ("U0BOB", "bob")
+    assert parsed.event_key == "slack:view:V0FORM01"
+    assert parsed.reply_inline is False
+
+
+def test_blank_done_form_has_an_empty_response():
+    """Slack sends null for an optional input left empty."""
+    body = done_form('{"request_id":1,"channel":"C0REVIEW","ts":"1.2"}', None)
+
+    parsed = inbound.parse_view_submission(body, received_at=AT)
+
+    assert parsed is not None
+    assert parsed.response == ""
+
+
+def test_long_response_is_cut_to_the_limit():
+    """Slack enforces max_length in the form; the parser bounds it anyway."""
+    body = done_form('{"request_id":1,"channel":"C0REVIEW","ts":"1.2"}', "x" * 5000)
+
+    parsed = inbound.parse_view_submission(body, received_at=AT)
+
+    assert parsed is not None
+    assert len(parsed.response) == 1000
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "",
+        "not json",
+        "[1, 2]",
+        '{"request_id":"1","channel":"C0REVIEW","ts":"1.2"}',
+        '{"request_id":true,"channel":"C0REVIEW","ts":"1.2"}',
+        '{"request_id":0,"channel":"C0REVIEW","ts":"1.2"}',
+        '{"request_id":1,"ts":"1.2"}',
+    ],
+)
+def test_done_form_without_a_valid_request_is_ignored(metadata: str):
+    """Metadata that does not name a request (never ours) gives None."""
+    assert inbound.parse_view_submission(done_form(metadata, "hi"), received_at=AT) is None
+
+
+def test_other_forms_are_ignored():
+    """A view with another callback_id is not the Done form."""
+    body = p.view_submission_payload("something_else", {}, private_metadata='{"request_id":1}')
+
+    assert inbound.parse_view_submission(body, received_at=AT) is None

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from adapters.slack import render
+from adapters.slack import inbound, render
 from bot.model import Member, Platform, Reply, Request, Status
+from tests.fakes import slack_payloads as p
 
 AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 INJECTIONS = [
@@ -202,3 +203,26 @@ def test_render_reply_is_ephemeral():
         "response_type": "ephemeral",
     }
     assert render.render_reply(Reply.none()) == {}
+
+
+@pytest.mark.parametrize("request_id", [1, 999_999_999])
+def test_done_form_fits_slack_limits_and_round_trips(request_id: int):
+    """The form's title fits 24 characters, and what it carries comes back from a submission."""
+    view = render.render_done_form(request_id, "C0REVIEW", "1700000000.000100")
+    submitted = p.view_submission_payload(
+        view["callback_id"],
+        {"response": {"response": {"type": "plain_text_input", "value": "ok"}}},
+        private_metadata=view["private_metadata"],
+    )
+
+    parsed = inbound.parse_view_submission(submitted, received_at=datetime.now(UTC))
+
+    assert len(view["title"]["text"]) <= 24
+    assert len(view["submit"]["text"]) <= 24
+    assert parsed is not None
+    assert (parsed.request_id, parsed.channel_id, parsed.message_id, parsed.response) == (
+        request_id,
+        "C0REVIEW",
+        "1700000000.000100",
+        "ok",
+    )

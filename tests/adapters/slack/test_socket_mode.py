@@ -85,6 +85,35 @@ async def test_retried_event_envelope_is_processed_once(
     assert [c.args["channel"] for c in slack.calls("chat.postMessage")][-1] == "U0ALICE"
 
 
+async def test_done_form_over_the_socket(slack: FakeSlack, running: tuple[SlackAdapter, Core]):
+    """Done opens the form and its submission completes the request, acked with "clear"."""
+    _, core = running
+    await slack.push_socket_envelope("slash_commands", p.slash_command_payload("https://x.org/d"))
+    await core.worker.drain()
+    ts = slack.messages(REVIEW_CHANNEL)[0]["ts"]
+    claim = p.block_actions_payload("review_claim", "1", user_id=BOB[0], message_ts=ts)
+    await slack.push_socket_envelope("interactive", claim)
+    done = p.block_actions_payload("review_done", "1", user_id=BOB[0], message_ts=ts)
+
+    await slack.push_socket_envelope("interactive", done)
+    [form] = slack.views()
+    values = {"response": {"response": {"type": "plain_text_input", "value": "all good"}}}
+    submission = p.view_submission_payload(
+        form["callback_id"],
+        values,
+        user_id=BOB[0],
+        view_id=form["id"],
+        private_metadata=form["private_metadata"],
+    )
+    ack = await slack.push_socket_envelope("interactive", submission)
+
+    assert ack["payload"] == {"response_action": "clear"}
+    async with core.store.transaction() as tx:
+        request = await tx.request(1)
+    assert request is not None
+    assert (request.status, request.response) == ("done", "all good")
+
+
 async def test_stop_disconnects(slack: FakeSlack, running: tuple[SlackAdapter, Core]):
     """After stop the adapter reports itself disconnected (for /healthz)."""
     adapter, _ = running
