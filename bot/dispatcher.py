@@ -79,7 +79,9 @@ class Dispatcher:
         try:
             async with self._store.transaction() as tx:
                 reply = await self._route(tx, event)
-                if reply and not event.reply_inline:
+                # A reaction that worked shows in the edited post; only a refusal needs words
+                # (on Discord they would be DMs, which Discord rations for bots).
+                if reply and not event.reply_inline and not isinstance(event, ReactionChanged):
                     await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
         except Refused as refused:
             reply = refused.reply

@@ -42,8 +42,10 @@ def _messages(
     action: Action, before: Request, after: Request, actor: Member | None
 ) -> list[tuple[Member, str]]:
     """Who hears about a transition, and what. `actor` None means the bot itself acted."""
-    name = texts.who(actor) if actor else "reviewrelay"
     requester, claimer = before.requester, before.claimer
+    # Named as seen from the requester's community: "bob · Discord: Writers" on Slack.
+    seen_by_requester = (requester.platform, requester.community_id)
+    name = texts.who(actor, seen_by_requester) if actor else "reviewrelay"
     match action:
         case Action.CLAIM:
             return [(requester, texts.DM_CLAIMED.format(name=name, id=after.id, link=after.link))]
@@ -55,7 +57,7 @@ def _messages(
         case Action.RELEASE:
             return [(requester, texts.DM_RELEASED.format(name=name, id=after.id))]
         case Action.DONE:
-            reviewer = texts.who(claimer) if claimer else name
+            reviewer = texts.who(claimer, seen_by_requester) if claimer else name
             template = texts.DM_DONE_RESPONSE if after.response else texts.DM_DONE
             return [
                 (

@@ -272,12 +272,16 @@ class SqliteTransaction:
                     "AND community_id = ? AND user_id = ?",
                     (name, *key),
                 )
+        place = await self._one(
+            "SELECT name FROM communities WHERE platform = ? AND community_id = ?", key[:2]
+        )
         return Member(
             platform=member.platform,
             community_id=member.community_id,
             user_id=member.user_id,
             display_name=name,
             person_id=person_id,
+            community_name=place["name"] if place else "",
         )
 
     async def community(self, platform: Platform, community_id: str) -> Community | None:

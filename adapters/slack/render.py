@@ -21,7 +21,7 @@ from adapters.slack.inbound import (
 )
 from bot import texts
 from bot.commands import MAX_RESPONSE
-from bot.model import ButtonAction, Reply, Request, Status
+from bot.model import ButtonAction, Platform, Reply, Request, Status
 
 SECTION_LIMIT: Final = 3000  # characters per section or context text
 TEXT_LIMIT: Final = 4000  # top-level `text`: Slack truncates long ones; keep them readable
@@ -107,11 +107,6 @@ def _context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def _status(request: Request) -> str:
-    claimer = texts.who(request.claimer) if request.claimer else "?"
-    return texts.STATUS_WORDS.get(request.status, str(request.status)).format(claimer=claimer)
-
-
 def _buttons(request: Request) -> list[Block]:
     buttons = [
         {
@@ -128,26 +123,32 @@ def _buttons(request: Request) -> list[Block]:
     return [{"type": "actions", "block_id": "review_actions", "elements": buttons}]
 
 
-def render_relay_post(request: Request, mentions: Sequence[str] = ()) -> dict[str, Any]:
+def render_relay_post(
+    request: Request, mentions: Sequence[str] = (), *, community_id: str | None = None
+) -> dict[str, Any]:
     """A request in a review channel: `text` (notifications) and `blocks` (what people see).
 
     Buttons follow the status: Claim when open, Done and Release when claimed, none once it ended.
+    People from another community (`community_id` is the workspace the post is in) are named
+    with where they are from.
     """
-    requester = fit(texts.who(request.requester), _NAME_LIMIT)
+    viewer = (Platform.SLACK, community_id) if community_id else None
+    requester = fit(texts.who(request.requester, viewer), _NAME_LIMIT)
     head = f"*Review request #{request.id}* from {requester}\n{_link(request.link)}"
     blocks: list[Block] = [_section(head)]
     if request.topics:
         blocks.append(_context(fit("Topics: " + " ".join(f"#{t}" for t in request.topics), 500)))
     if request.note:
         blocks.append(_section("*Note:* " + fit(request.note, SECTION_LIMIT - 10)))
-    blocks.append(_context("*Status:* " + fit(_status(request), SECTION_LIMIT - 12)))
+    status = texts.status_text(request, viewer)
+    blocks.append(_context("*Status:* " + fit(status, SECTION_LIMIT - 12)))
     if request.status is Status.DONE and request.response:
         blocks.append(_section("*Response:* " + fit(request.response, SECTION_LIMIT - 14)))
     cc = _mentions(mentions[:MAX_MENTIONS])
     if cc:
         blocks.append(_section(f"cc {cc}"))
     blocks += _buttons(request)
-    summary = fit(f"Review request #{request.id} from {texts.who(request.requester)}: ", 300)
+    summary = fit(f"Review request #{request.id} from {requester}: ", 300)
     # Mentions go in `text` too: Slack builds the notification from it.
     text = summary + fit(request.link, 1500) + (f" cc {cc}" if cc else "")
     return {"text": text, "blocks": blocks[:MAX_BLOCKS]}

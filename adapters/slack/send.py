@@ -83,7 +83,9 @@ class SlackSender:
         text = render.render_text(notice.text)
         match notice.kind:
             case NoticeKind.RELAY_POST | NoticeKind.POST_UPDATE if notice.request is not None:
-                body = render.render_relay_post(notice.request, notice.mentions)
+                body = render.render_relay_post(
+                    notice.request, notice.mentions, community_id=notice.community_id
+                )
                 if notice.kind is NoticeKind.RELAY_POST:
                     return "chat.postMessage", {"channel": notice.channel_id, **body}
                 edit = {"channel": notice.channel_id, "ts": notice.message_id}

@@ -74,7 +74,7 @@ async def test_claim_on_discord_edits_both_copies_and_dms_the_slack_requester(bo
     assert len(_posts(senders[Platform.DISCORD], NoticeKind.POST_UPDATE)) == 1
     [dm] = _posts(senders[Platform.SLACK], NoticeKind.DIRECT)
     assert dm.user_id == "riley"
-    assert dm.text.startswith("vera claimed your request #1")
+    assert dm.text.startswith("vera · Discord: Writers' Guild claimed your request #1")
 
 
 async def test_share_off_keeps_other_communities_requests_out(both, senders, clock):

@@ -59,7 +59,7 @@ async def test_discord_response_with_mentions_reaches_slack_escaped(
     assert f"*Response:* {escaped}" in json.dumps(final.args["blocks"])
     assert "<!" not in json.dumps(final.args)
     assert bot.slack_dms(ALICE[0])[-1] == (
-        f"bob finished reviewing your request #1 ({LINK}): {escaped}"
+        f"bob · Discord: Reviewers finished reviewing your request #1 ({LINK}): {escaped}"
     )
     edits = bot.discord.requests_matching(f"PATCH /channels/{bot.reviews}/messages/*")
     assert edits

@@ -150,7 +150,9 @@ async def test_reaction_on_discord_while_the_bot_was_down_reaches_slack_after_re
     assert slack_status(bot.slack_updates(str(slack_post.response["ts"]))[-1]).startswith(
         "claimed by bob"
     )
-    assert bot.slack_dms(ALICE[0]) == [f"bob claimed your request #1 ({LINK})."]
+    assert bot.slack_dms(ALICE[0]) == [
+        f"bob · Discord: Reviewers claimed your request #1 ({LINK})."
+    ]
 
 
 @pytest.mark.xfail(
