@@ -17,15 +17,18 @@ from adapters.http import Check, HttpServer, ServesHttp
 from bot import privacy
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher
-from bot.errors import StoreError
+from bot.errors import ConfigError, StoreError
 from bot.metrics import STUCK_AFTER_SECONDS, Metrics, TimedInbox
 from bot.model import Platform
-from bot.ports import Adapter, Clock, Sender, SystemClock
+from bot.ports import Adapter, Clock, Inbox, Sender, SystemClock
 from bot.reminders import Reminders, SweepReport
 from bot.settings import Settings
 from storage.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
+
+START_RETRY_FIRST = 5.0  # seconds before starting a platform again that was down at start
+START_RETRY_MAX = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +138,11 @@ async def serve(
         )
         tasks: list[asyncio.Task[None]] = []
         try:
-            for adapter in adapters:
-                await adapter.start(inbox)
+            # A platform that is down now (not misconfigured) keeps trying while the rest serves.
+            down = [a for a in adapters if not await _start(a, inbox)]
+            tasks += [asyncio.create_task(_keep_starting(a, inbox)) for a in down]
             await http.start()
-            tasks = [
+            tasks += [
                 asyncio.create_task(core.worker.run(), name="delivery"),
                 asyncio.create_task(_daily(core), name="reminders"),
             ]
@@ -152,6 +156,31 @@ async def serve(
             await http.stop()
             for adapter in reversed(adapters):
                 await adapter.stop()
+
+
+async def _start(adapter: Adapter, inbox: Inbox) -> bool:
+    """Start one platform; False if it failed for a reason that may pass (an outage).
+
+    A ConfigError (a wrong token) is raised: retrying cannot fix it, and the operator must know.
+    """
+    try:
+        await adapter.start(inbox)
+    except ConfigError:
+        raise
+    except Exception:
+        log.exception("%s did not start; the other platforms go on without it", adapter.platform)
+        return False
+    return True
+
+
+async def _keep_starting(adapter: Adapter, inbox: Inbox) -> None:
+    delay = START_RETRY_FIRST
+    while True:
+        await asyncio.sleep(delay)
+        if await _start(adapter, inbox):
+            log.info("%s started after all", adapter.platform)
+            return
+        delay = min(delay * 2, START_RETRY_MAX)
 
 
 async def _outbox_moving(metrics: Metrics) -> bool:

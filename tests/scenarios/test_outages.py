@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 
-import pytest
-from slack_sdk.errors import SlackApiError
-
 from bot.model import Notice
 from bot.ports import Sender
 from tests.scenarios.conftest import (
@@ -155,14 +152,6 @@ async def test_reaction_on_discord_while_the_bot_was_down_reaches_slack_after_re
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bot/app.serve starts the adapters one after another and lets any start error end "
-        "serve: one 503 from Slack's auth.test at boot keeps Discord down as well"
-    ),
-    raises=SlackApiError,
-)
 async def test_slack_down_at_start_does_not_keep_discord_down(platforms: BothPlatforms) -> None:
     """A Slack outage while the bot starts leaves Discord serving requests."""
     bot = platforms
