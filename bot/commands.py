@@ -206,7 +206,9 @@ _LOCAL_WORDS = ("local", "!local")
 _KEYED_OPTIONS = ("tz", "time", "share", "recognition")  # options that become key=value words
 # Schemes with no "//" that must still be read (and refused) as links, not as unknown verbs.
 _DANGEROUS_SCHEMES = ("javascript:", "data:", "file:", "vbscript:", "mailto:", "blob:", "about:")
-_HOST = re.compile(r"[a-z0-9.-]+|\d{1,3}(?:\.\d{1,3}){3}")
+# Dot-separated labels, none empty, none starting or ending with "-" (IPv4 matches too).
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\.?")
 _NO_LINK = "Add a link to what you want reviewed, e.g. /review https://example.com/draft."
 VERBS = (
     "ask",
@@ -279,8 +281,10 @@ def parse_link(raw: str) -> str | UsageError:
         netloc = f"[{host}]"
     else:
         try:
-            # IDNA 2008 with UTS 46 mapping, as browsers resolve it (the stdlib codec is IDNA 2003).
-            netloc = idna.encode(host, uts46=True).decode("ascii")
+            # IDNA 2008 with UTS 46 mapping, as browsers resolve it (the stdlib codec is IDNA
+            # 2003). Plain ASCII hosts (most links) need only lower case and the check below.
+            plain = host.isascii() and "xn--" not in host
+            netloc = host.lower() if plain else idna.encode(host, uts46=True).decode("ascii")
         except (idna.IDNAError, UnicodeError):
             return UsageError("That link's host name is not valid.")
     if "[" not in netloc and not _HOST.fullmatch(netloc):

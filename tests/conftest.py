@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher, Rules
@@ -14,6 +15,10 @@ from bot.errors import DeliveryError
 from bot.model import Community, Notice, Platform
 from storage.sqlite import SqliteStore
 from tests.fakes.fake_clock import FakeClock
+
+# The machines here are shared and noisy: a slow example is not a failure; a wrong one is.
+settings.register_profile("reviewrelay", deadline=None)
+settings.load_profile("reviewrelay")
 
 COMMUNITY = Community(
     platform=Platform.CONSOLE, community_id="local", name="local", review_channel_id="reviews"
