@@ -16,6 +16,9 @@ from zoneinfo import ZoneInfo
 from bot.model import QuietHours, Volunteer
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
+# A store ranks in SQL all it can check and leaves quiet hours to `rank`; it hands over this many
+# volunteers per one to notify, so quiet hours seldom leave too few and force a second fetch.
+OVERFETCH = 4
 
 
 def in_quiet_hours(quiet: QuietHours, now: datetime) -> bool:
@@ -56,7 +59,9 @@ def rank(
         for v in volunteers
         if is_eligible(v, topics=wanted, requester_person_id=requester_person_id, now=now)
     )
-    # nsmallest keeps this O(n log limit): the cost is one pass over the candidates.
+    # nsmallest keeps this O(n log limit): the cost is one pass over the candidates. The store's
+    # ranking index (storage/migrations/0005) holds this same order, never-notified first: keep
+    # the two in step.
     return heapq.nsmallest(
         limit,
         eligible,

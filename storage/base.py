@@ -6,7 +6,7 @@ block ends and rolls back on any exception or cancellation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,8 +160,27 @@ class Transaction(Protocol):
         self, member: Member, topics: frozenset[str], paused_until: datetime | None
     ) -> None: ...
     async def remove_volunteer(self, person_id: int) -> None: ...
-    async def candidates(self, topics: Sequence[str], recent_since: datetime) -> list[Volunteer]:
-        """Volunteers sharing a topic, with their active claims and claims since `recent_since`."""
+    async def candidates(
+        self, topics: Sequence[str], recent_since: datetime, *, ignored_at_least: int = 0
+    ) -> list[Volunteer]:
+        """Volunteers sharing a topic who ignored at least `ignored_at_least` notifications in a
+        row, with their active claims and claims since `recent_since` counted, by person id."""
+        ...
+
+    async def rank_candidates(
+        self,
+        topics: Sequence[str],
+        *,
+        requester_person_id: int,
+        now: datetime,
+        recent_since: datetime,
+        limit: int,
+        exclude: Collection[int] = frozenset(),
+    ) -> list[Volunteer]:
+        """The first `limit` volunteers sharing a topic in `matching.rank`'s order, among those
+        the store can tell are available: not the requester or in `exclude`, not paused, under
+        their cap. Quiet hours are left to `matching.rank`. Loads count claims since
+        `recent_since` (the store may bring its stored loads to that window first)."""
         ...
 
     async def mark_notified(

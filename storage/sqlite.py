@@ -10,9 +10,18 @@ stays inside a transaction.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -91,18 +100,51 @@ LEFT JOIN members cm ON cm.platform = r.claimer_platform AND cm.community_id = r
                     AND cm.user_id = r.claimer_user
 """
 
-_VOLUNTEER_SELECT = """
-SELECT v.*, m.display_name,
+# A volunteer's own columns (not the stored loads), their name and their topics.
+_VOLUNTEER_FIELDS = """
+SELECT v.person_id, v.platform, v.community_id, v.user_id, v.max_open_claims, v.paused_until,
+       v.last_notified_at, v.quiet_start, v.quiet_end, v.quiet_tz, v.ignored_streak,
+       m.display_name,
        (SELECT group_concat(t.topic, ' ') FROM volunteer_topics t WHERE t.person_id = v.person_id)
-           AS topics,
+           AS topics,"""
+_VOLUNTEER_JOIN = """
+JOIN members m ON m.platform = v.platform AND m.community_id = v.community_id
+               AND m.user_id = v.user_id
+"""
+
+# Loads counted from the requests and claims themselves (the stored counters must agree).
+_VOLUNTEER_SELECT = (
+    _VOLUNTEER_FIELDS
+    + """
        (SELECT COUNT(*) FROM requests r
         WHERE r.claimer_person = v.person_id AND r.status = 'claimed') AS active_claims,
        (SELECT COUNT(*) FROM claims c
         WHERE c.person_id = v.person_id AND c.claimed_at >= ?) AS recent_claims
-FROM volunteers v
-JOIN members m ON m.platform = v.platform AND m.community_id = v.community_id
-               AND m.user_id = v.user_id
-"""
+FROM volunteers v"""
+    + _VOLUNTEER_JOIN
+)
+
+# Ranking reads the stored loads (migration 0005). One slice per requested topic walks
+# volunteer_topics_rank in bot.matching.rank's order and stops after `limit` rows that pass what
+# SQL can check; the first `limit` of the slices' union, in the same order, are the overall best,
+# and only they are loaded. A slice's parameters: topic, requester person, now, excluded person
+# ids (JSON array), limit.
+_RANK_SLICE = """
+SELECT * FROM (
+    SELECT t.person_id, t.active_claims, t.recent_claims, t.last_notified_at
+    FROM volunteer_topics t JOIN volunteers v ON v.person_id = t.person_id
+    WHERE t.topic = ? AND t.person_id != ? AND (v.paused_until IS NULL OR v.paused_until <= ?)
+      AND t.active_claims < v.max_open_claims
+      AND t.person_id NOT IN (SELECT value FROM json_each(?))
+    ORDER BY t.active_claims, t.recent_claims, t.last_notified_at, t.person_id LIMIT ?)"""
+_RANK_ORDER = "active_claims, recent_claims, last_notified_at, person_id"
+_RANK_HEAD = _VOLUNTEER_FIELDS + " v.active_claims, v.recent_claims FROM (SELECT * FROM ("
+_RANK_TAIL = (
+    f") ORDER BY {_RANK_ORDER} LIMIT ?) AS best "
+    "JOIN volunteers v ON v.person_id = best.person_id"
+    + _VOLUNTEER_JOIN
+    + "ORDER BY best.active_claims, best.recent_claims, best.last_notified_at, best.person_id"
+)
 
 _NO_RECENT_COUNT = "9999"  # a `since` later than any claim: single lookups skip the 30-day count
 
@@ -235,8 +277,8 @@ class SqliteTransaction:
         rows = await self._rows(sql, params)
         return rows[0] if rows else None
 
-    async def _run(self, sql: str, params: Iterable[Any] = ()) -> None:
-        await self._db.execute(sql, tuple(params))
+    async def _run(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> None:
+        await self._db.execute(sql, params if isinstance(params, Mapping) else tuple(params))
 
     async def seen_event(self, event_key: str, at: datetime) -> bool:
         rows = await self._rows(
@@ -567,7 +609,7 @@ class SqliteTransaction:
         )
         await self._run("DELETE FROM volunteer_topics WHERE person_id = ?", (member.person_id,))
         await self._db.executemany(
-            "INSERT INTO volunteer_topics VALUES (?, ?)",
+            "INSERT INTO volunteer_topics (topic, person_id) VALUES (?, ?)",
             [(t, member.person_id) for t in sorted(topics)],
         )
 
@@ -575,15 +617,49 @@ class SqliteTransaction:
         await self._run("DELETE FROM volunteer_topics WHERE person_id = ?", (person_id,))
         await self._run("DELETE FROM volunteers WHERE person_id = ?", (person_id,))
 
-    async def candidates(self, topics: Sequence[str], recent_since: datetime) -> list[Volunteer]:
+    async def candidates(
+        self, topics: Sequence[str], recent_since: datetime, *, ignored_at_least: int = 0
+    ) -> list[Volunteer]:
         if not topics:
             return []
         rows = await self._rows(
             _VOLUNTEER_SELECT + " WHERE v.person_id IN (SELECT person_id FROM volunteer_topics "
-            f"WHERE topic IN ({_placeholders(topics)}))",
-            (_ts(recent_since), *topics),
+            f"WHERE topic IN ({_placeholders(topics)}) AND ignored_streak >= ?) "
+            "ORDER BY v.person_id",
+            (_ts(recent_since), *topics, ignored_at_least),
         )
         return [_row_to_volunteer(r) for r in rows]
+
+    async def rank_candidates(
+        self,
+        topics: Sequence[str],
+        *,
+        requester_person_id: int,
+        now: datetime,
+        recent_since: datetime,
+        limit: int,
+        exclude: Collection[int] = frozenset(),
+    ) -> list[Volunteer]:
+        await self._move_load_window(recent_since)
+        wanted = sorted(set(topics))
+        if not wanted or limit <= 0:
+            return []
+        excluded = json.dumps(sorted(exclude))
+        params: list[Any] = []
+        for topic in wanted:
+            params += (topic, requester_person_id, _ts(now), excluded, limit)
+        rows = await self._rows(
+            _RANK_HEAD + " UNION ".join([_RANK_SLICE] * len(wanted)) + _RANK_TAIL,
+            (*params, limit),
+        )
+        return [_row_to_volunteer(r) for r in rows]
+
+    async def _move_load_window(self, since: datetime) -> None:
+        """Make the stored 30-day loads count the claims made at or after `since` (the
+        migration's triggers recount the volunteers whose load that changes)."""
+        await self._run(
+            "UPDATE load_window SET since = :since WHERE since != :since", {"since": _ts(since)}
+        )
 
     async def mark_notified(
         self, person_ids: Sequence[int], at: datetime, request_id: int | None = None
@@ -859,8 +935,8 @@ class SqliteTransaction:
             )
         else:
             await self._run(
-                "INSERT OR IGNORE INTO volunteer_topics SELECT topic, ? FROM volunteer_topics "
-                "WHERE person_id = ?",
+                "INSERT OR IGNORE INTO volunteer_topics (topic, person_id) SELECT topic, ? "
+                "FROM volunteer_topics WHERE person_id = ?",
                 (keep, merge),
             )
         await self._run(

@@ -83,27 +83,42 @@ async def choose(
     ctx: Context, request: Request, exclude: frozenset[int] = frozenset()
 ) -> tuple[list[Volunteer], list[Outgoing]]:
     """The volunteers to notify, and DMs to those paused for ignoring too many in a row."""
-    tx, now = ctx.tx, ctx.now
-    candidates = [
+    tx, now, rules = ctx.tx, ctx.now, ctx.rules
+    since = now - reciprocity.LOAD_WINDOW
+    ignoring = [
         v
-        for v in await tx.candidates(request.topics, now - reciprocity.LOAD_WINDOW)
+        for v in await tx.candidates(request.topics, since, ignored_at_least=rules.auto_pause_after)
         if v.person_id not in exclude
     ]
-    silent = reciprocity.silent(candidates, request, now, after=ctx.rules.auto_pause_after)
+    silent = reciprocity.silent(ignoring, request, now, after=rules.auto_pause_after)
     told = []
-    for volunteer in silent:
+    for volunteer in silent:  # paused from here on, so the store passes over them below
         await tx.save_volunteer(volunteer.member, volunteer.topics, now + AUTO_PAUSE)
         if volunteer.member.platform in ctx.platforms:
             text = texts.AUTO_PAUSED.format(count=volunteer.ignored_streak)
             told.append(effects.direct(volunteer.member, text))
-    chosen = matching.rank(
-        [v for v in candidates if v not in silent],
-        topics=request.topics,
-        requester_person_id=request.requester.person_id,
-        now=now,
-        limit=ctx.rules.notify_limit,
-    )
-    return chosen, told
+    # The store hands over the best available volunteers in rank's own order; rank applies quiet
+    # hours and has the last word. Only if quiet hours left too few of a full batch, fetch more.
+    batch = max(rules.notify_limit, 1) * matching.OVERFETCH
+    while True:
+        found = await tx.rank_candidates(
+            request.topics,
+            requester_person_id=request.requester.person_id,
+            now=now,
+            recent_since=since,
+            limit=batch,
+            exclude=exclude,
+        )
+        chosen = matching.rank(
+            found,
+            topics=request.topics,
+            requester_person_id=request.requester.person_id,
+            now=now,
+            limit=rules.notify_limit,
+        )
+        if len(chosen) >= rules.notify_limit or len(found) < batch:
+            return chosen, told
+        batch *= matching.OVERFETCH
 
 
 async def own_request(ctx: Context, request_id: int) -> Request:

@@ -1,20 +1,29 @@
-"""Who hears about a request: bot.matching.is_eligible and bot.matching.rank."""
+"""Who hears about a request: bot.matching.is_eligible and bot.matching.rank, and the store
+path of `choose`, which must choose exactly what `rank` over every candidate chooses."""
 
 from __future__ import annotations
 
+import contextlib
+import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot import effects, reciprocity, texts
 from bot.matching import is_eligible, rank
-from bot.model import Volunteer
+from bot.model import Member, Platform, QuietHours, Status, Volunteer
+from bot.usecases import asking
+from bot.usecases.base import Context, Rules
 from tests.factories import member
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 REQUESTER = 1
 NEVER = datetime.min.replace(tzinfo=UTC)
+HOUR = timedelta(hours=1)
+MANY = ("python", "go", "rust", "writing", "design", "sql")
 
 
 def volunteer(person_id: int, *topics: str, **overrides: object) -> Volunteer:
@@ -148,3 +157,144 @@ def test_rank_picks_the_best_eligible_volunteers(
     assert sorted(chosen, key=ranking_key) == chosen
     left_out = [v for v in allowed if v not in chosen]
     assert all(ranking_key(c) < ranking_key(v) for c in chosen for v in left_out)
+
+
+# --- the store path: `choose` ranks in SQL first, and must choose exactly what rank over all does
+
+
+class _UndoError(Exception):
+    """Raised to roll a transaction back once its result is read."""
+
+
+async def _choose_over_all_candidates(ctx, request, exclude=frozenset()):
+    """`choose` as it was before the store ranked: rank over every candidate, counted afresh."""
+    tx, now = ctx.tx, ctx.now
+    candidates = [
+        v
+        for v in await tx.candidates(request.topics, now - reciprocity.LOAD_WINDOW)
+        if v.person_id not in exclude
+    ]
+    silent = reciprocity.silent(candidates, request, now, after=ctx.rules.auto_pause_after)
+    told = []
+    for volunteer in silent:
+        await tx.save_volunteer(volunteer.member, volunteer.topics, now + asking.AUTO_PAUSE)
+        if volunteer.member.platform in ctx.platforms:
+            text = texts.AUTO_PAUSED.format(count=volunteer.ignored_streak)
+            told.append(effects.direct(volunteer.member, text))
+    chosen = rank(
+        [v for v in candidates if v not in silent],
+        topics=request.topics,
+        requester_person_id=request.requester.person_id,
+        now=now,
+        limit=ctx.rules.notify_limit,
+    )
+    return chosen, told
+
+
+async def _populate(store, rng: random.Random, size: int) -> list[Member]:
+    """`size` people, most volunteering: some paused, at their cap, in quiet hours, ignoring
+    notifications, tied on every ranking key, with claims from 0 to 45 days old."""
+    async with store.transaction() as tx:
+        people = [await tx.member(member(f"p{i:03d}"), NOW) for i in range(size)]
+        asker = await tx.member(member("asker"), NOW)
+        for person in people:
+            if rng.random() < 0.85:
+                paused = rng.choice([None] * 8 + [NOW + timedelta(hours=1), NOW, NOW - HOUR])
+                await tx.save_volunteer(
+                    person, frozenset(rng.sample(MANY, rng.randint(1, 3))), paused
+                )
+            if rng.random() < 0.1:
+                asleep = rng.choice(["07:00-09:00", "22:00-09:00", "09:00-17:00"]).split("-")
+                quiet = QuietHours(start=asleep[0], end=asleep[1], timezone="UTC")
+                await tx.set_quiet(person.person_id, quiet)
+        busy = rng.choice(((0, 0, 0, 1, 2, 3), (0, 1, 1, 1, 2), (1, 1, 2)))
+        for person in people:
+            for _ in range(rng.choice(busy)):
+                age = timedelta(days=rng.choice((0, 3, 29, 30, 31, 45)))
+                request = await tx.add_request(
+                    link=f"https://example.com/{rng.random()}",
+                    topics=("python",),
+                    note="",
+                    requester=asker,
+                    origin_channel_id="reviews",
+                    at=NOW - age,
+                )
+                await tx.change_status(
+                    request.id, Status.OPEN, Status.CLAIMED, actor=person, at=NOW - age
+                )
+                if rng.random() < 0.6:
+                    await tx.change_status(
+                        request.id, Status.CLAIMED, Status.DONE, actor=person, at=NOW - age
+                    )
+        for _ in range(size // 3):  # groups notified at one moment tie on last_notified_at
+            group = rng.sample(people, rng.randint(1, 6))
+            at = NOW - timedelta(hours=rng.choice((1, 2, 30)))
+            for _ in range(3 if rng.random() < 0.1 else 1):
+                await tx.mark_notified([p.person_id for p in group], at)
+    return people
+
+
+async def _dry_choose(store, pick, *, requester, topics, rules, exclude=frozenset()):
+    """Run `pick` (a `choose`) for a new request, read what it did, and roll it all back:
+    (chosen person ids in order, the DMs to the auto-paused, every paused candidate's id)."""
+    with contextlib.suppress(_UndoError):
+        async with store.transaction() as tx:
+            ctx = Context(
+                tx=tx,
+                member=requester,
+                now=NOW,
+                rules=rules,
+                platforms=frozenset({Platform.CONSOLE}),
+            )
+            request = await tx.add_request(
+                link="https://example.com/ask",
+                topics=topics,
+                note="",
+                requester=requester,
+                origin_channel_id="reviews",
+                at=NOW,
+            )
+            chosen, told = await pick(ctx, request, exclude)
+            paused = [v.person_id for v in await tx.candidates(topics, NOW) if v.paused_until]
+            result = ([v.person_id for v in chosen], told, paused)
+            raise _UndoError
+    return result
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_store_path_chooses_what_rank_over_all_candidates_chooses(store, seed):
+    """For random populations, `choose` (ranking in the store, then `rank`) notifies the same
+    volunteers in the same order, and pauses and tells the same silent ones, as `rank` given
+    every candidate, for any topics, requester, notify limit and already-notified set."""
+    rng = random.Random(seed)
+    people = await _populate(store, rng, 150)
+    chosen_any = told_any = 0
+    for _ in range(40):
+        requester = rng.choice(people)
+        rules = Rules(notify_limit=rng.choice((0, 1, 1, 3, 3, 5, 12)))
+        exclude = frozenset(p.person_id for p in rng.sample(people, rng.choice((0, 0, 5))))
+        topics = tuple(rng.sample(MANY, rng.randint(1, 3)))
+        args = {"requester": requester, "topics": topics, "rules": rules, "exclude": exclude}
+        new = await _dry_choose(store, asking.choose, **args)
+        assert new == await _dry_choose(store, _choose_over_all_candidates, **args), args
+        chosen_any += bool(new[0])
+        told_any += bool(new[1])
+    assert (chosen_any > 20, told_any > 0) == (True, True)
+
+
+async def test_choose_fetches_more_when_quiet_hours_fill_a_batch(store):
+    """When quiet hours rule out every volunteer of the store's first batch, `choose` asks for
+    more and finds the best volunteers who are awake."""
+    asleep = QuietHours(start="07:00", end="09:00", timezone="UTC")  # NOW is 08:00 UTC
+    async with store.transaction() as tx:
+        riley = await tx.member(member("riley"), NOW)
+        people = [await tx.member(member(f"v{i:02d}"), NOW) for i in range(30)]
+        for person in people:
+            await tx.save_volunteer(person, frozenset({"python"}), None)
+        for person in people[:25]:
+            await tx.set_quiet(person.person_id, asleep)
+        await tx.mark_notified([p.person_id for p in people[25:]], NOW - HOUR)
+    args = {"requester": riley, "topics": ("python",), "rules": Rules(notify_limit=3)}
+    chosen, _, _ = await _dry_choose(store, asking.choose, **args)
+    assert chosen == [p.person_id for p in people[25:28]]
+    assert (await _dry_choose(store, _choose_over_all_candidates, **args))[0] == chosen
