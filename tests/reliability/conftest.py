@@ -1,0 +1,210 @@
+"""The reliability suite's harness: the real Slack app, core and SqliteStore against FakeSlack.
+
+`slack_bot(...)` starts the same pieces `bot.app.serve` wires (bolt behind the aiohttp server, the
+Dispatcher, the DeliveryWorker, a SqliteStore file) with the settings a scenario needs, and yields
+the `SlackHarness` the Slack adapter tests use. `figures` records the numbers a scenario measured;
+they are printed at the end of the run (and written as JSON to `$RELIABILITY_FIGURES` if set), and
+docs/reliability.md quotes them. Randomness is seeded: `RELIABILITY_SEED` changes the seed of every
+scenario, so a failure can be replayed.
+
+TODO(discord): when adapters/discord lands, add a `discord_bot(...)` twin against
+tests/fakes/fake_discord.py and run the platform-neutral scenarios (races, faults, hostile input)
+through both adapters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import socket
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from adapters.http import HttpServer
+from adapters.slack import build_slack
+from bot.app import build_core
+from bot.model import Community, Platform
+from bot.ports import Sender
+from storage.sqlite import SqliteStore
+from tests.adapters.slack.conftest import BOT_TOKEN, SECRET, Answer, SlackHarness, slack_settings
+from tests.fakes.fake_clock import FakeClock
+from tests.fakes.fake_slack import ApiCall, FakeSlack
+
+DEFAULT_SEED = 20261123
+OUTGOING = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+# What a relay post says first, in its notification text: "Review request #12 from ...".
+POST_ID = re.compile(r"Review request #(\d+) ")
+CONSOLE = Community(
+    platform=Platform.CONSOLE, community_id="local", name="local", review_channel_id="reviews"
+)
+
+_FIGURES: dict[str, dict[str, Any]] = {}
+
+
+class Figures:
+    """The numbers one scenario measured, by name; printed in the terminal summary."""
+
+    def __init__(self, scenario: str) -> None:
+        self.scenario = scenario
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        _FIGURES.setdefault(self.scenario, {})[name] = value
+
+    def __getitem__(self, name: str) -> Any:
+        return _FIGURES[self.scenario][name]
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Figures:
+    return Figures(request.node.name)
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest, figures: Figures) -> random.Random:
+    """A random source seeded from RELIABILITY_SEED and the test's name (replayable)."""
+    seed = int(os.environ.get("RELIABILITY_SEED", DEFAULT_SEED))
+    figures["seed"] = seed
+    return random.Random(f"{seed}:{request.node.name}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.write_sep("-", "reliability figures")
+    for scenario, values in _FIGURES.items():
+        shown = ", ".join(f"{k}={_show(v)}" for k, v in values.items())
+        terminalreporter.write_line(f"{scenario}: {shown}")
+    target = os.environ.get("RELIABILITY_FIGURES")
+    if target:
+        Path(target).write_text(json.dumps(_FIGURES, indent=2, default=str), encoding="utf-8")
+
+
+def _show(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack(bot_token=BOT_TOKEN) as fake:
+        yield fake
+
+
+@dataclass
+class Harness(SlackHarness):
+    """The Slack adapter tests' harness, signing with the signing secret the bot was given."""
+
+    secret: str = SECRET
+
+    async def post(
+        self,
+        body: bytes,
+        *,
+        secret: str | None = None,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        return await super().post(
+            body, secret=secret or self.secret, timestamp=timestamp, headers=headers
+        )
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1, for servers that bind a configured port themselves."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def slack_bot(
+    tmp_path: Path,
+    slack: FakeSlack,
+    clock: FakeClock,
+    *,
+    senders: Mapping[Platform, Sender] | None = None,
+    communities: Iterable[Community] = (),
+    **overrides: Any,
+) -> AsyncIterator[Harness]:
+    """The real Slack app, core and store, serving HTTP on 127.0.0.1 (settings `overrides`).
+
+    `senders` adds platforms beside Slack (a recording console sender stands for a second
+    platform); `communities` are connected first, as their adapters would at start.
+    """
+    settings = slack_settings(tmp_path, slack, **overrides)
+    adapter = build_slack(settings, clock)
+    store = await SqliteStore.open(settings.database_path)
+    core = build_core(settings, store, {Platform.SLACK: adapter.sender, **(senders or {})}, clock)
+    server = HttpServer(host="127.0.0.1", port=0, checks={}, routes=adapter.routes())
+    try:
+        for community in communities:
+            await core.dispatcher.connect_community(community)
+        await adapter.start(core.dispatcher)
+        await server.start()
+        connector = aiohttp.TCPConnector(limit=200)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            url = f"http://127.0.0.1:{server.port}/slack/events"
+            secret = settings.slack_signing_secret
+            yield Harness(
+                slack, adapter, core, clock, url, http, secret.get_secret_value() if secret else ""
+            )
+    finally:
+        await server.stop()
+        await adapter.stop()
+        await store.close()
+
+
+def db_path(tmp_path: Path) -> Path:
+    """Where `slack_settings` puts the database."""
+    return tmp_path / "relay.db"
+
+
+def fingerprint(path: Path) -> str:
+    """A digest of every row of the database: equal digests mean nothing was written."""
+    with sqlite3.connect(path) as db:
+        digest = hashlib.sha256()
+        for line in db.iterdump():
+            digest.update(line.encode())
+        return digest.hexdigest()
+
+
+def query(path: Path, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a read on a separate connection (what another process would see)."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(sql, tuple(params)).fetchall()
+    finally:
+        db.close()
+
+
+def outgoing(slack: FakeSlack) -> list[ApiCall]:
+    """Every message the bot posted, edited or showed to someone in Slack, in call order."""
+    return [c for c in slack.calls() if c.method in OUTGOING]
+
+
+def posts_by_request(slack: FakeSlack, channel: str) -> dict[int, int]:
+    """How many relay posts Slack accepted in `channel`, per request id."""
+    found: dict[int, int] = {}
+    for call in slack.calls("chat.postMessage"):
+        match = POST_ID.match(str(call.args.get("text", "")))
+        if call.status == 200 and call.args.get("channel") == channel and match:
+            request_id = int(match.group(1))
+            found[request_id] = found.get(request_id, 0) + 1
+    return found
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) by nearest rank; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
