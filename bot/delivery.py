@@ -54,6 +54,10 @@ class DeliveryWorker:
         # A platform-wide limit (Discord's global 429, an IP ban) pauses every channel of it, so
         # we do not collect one invalid answer per channel (Discord bans at 10,000 in 10 min).
         self._pauses: dict[Platform, datetime] = {}
+        # After such a pause one notice goes first; the rest follow once it got through, so a
+        # pause ending does not send every channel into the limit at once.
+        self._probing: set[Platform] = set()
+        self._busy: Counter[Platform] = Counter()  # sends in flight per platform
         self._unauthorized: Counter[Platform] = Counter()
         self.stats: Counter[tuple[Platform, str]] = Counter()  # (platform, result) -> count
 
@@ -67,18 +71,38 @@ class DeliveryWorker:
     async def _due(self, limit: int, skip: Collection[int] = ()) -> list[Notice]:
         async with self._store.transaction() as tx:
             notices = await tx.due_notices(self._clock.now(), limit)
-        return [
-            n
-            for n in notices
-            if n.id not in skip
-            and n.platform in self._senders
-            and not self.disabled(n.platform)
-            and not self._paused(n.platform)
-        ]
+        return self._one_probe_each(
+            [
+                n
+                for n in notices
+                if n.id not in skip
+                and n.platform in self._senders
+                and not self.disabled(n.platform)
+                and not self._paused(n.platform)
+            ]
+        )
+
+    def _one_probe_each(self, ready: list[Notice]) -> list[Notice]:
+        allowed, probed = [], set()
+        for notice in ready:
+            if notice.platform in self._probing:
+                if notice.platform in probed or self._busy[notice.platform]:
+                    continue
+                probed.add(notice.platform)
+            allowed.append(notice)
+        return allowed
+
+    def paused_until(self, platform: Platform) -> datetime | None:
+        """When a platform-wide wait for `platform` ends, if one is in force."""
+        until = self._pauses.get(platform)
+        return until if until is not None and until > self._clock.now() else None
 
     def _paused(self, platform: Platform) -> bool:
-        until = self._pauses.get(platform)
-        return until is not None and until > self._clock.now()
+        return self.paused_until(platform) is not None
+
+    async def due(self) -> list[Notice]:
+        """What the next round would send (pauses and probes applied)."""
+        return await self._due(self._batch)
 
     async def run_once(self) -> int:
         """Send every notice due now, at most one per channel; returns how many were attempted."""
@@ -138,8 +162,12 @@ class DeliveryWorker:
         return min(idle_poll, (self._retries[0] - now).total_seconds())
 
     async def _deliver(self, notice: Notice) -> None:
-        with logs.bind(platform=str(notice.platform), notice=notice.id):
-            await self._send(notice)
+        self._busy[notice.platform] += 1
+        try:
+            with logs.bind(platform=str(notice.platform), notice=notice.id):
+                await self._send(notice)
+        finally:
+            self._busy[notice.platform] -= 1
 
     async def _send(self, notice: Notice) -> None:
         sender = self._senders[notice.platform]
@@ -156,6 +184,7 @@ class DeliveryWorker:
             await self._failed(notice, DeliveryError(repr(exc), retryable=True))
             return
         self._unauthorized[notice.platform] = 0
+        self._probing.discard(notice.platform)  # it got through: the others may follow
         async with self._store.transaction() as tx:
             await tx.mark_sent(notice, message_id, self._clock.now())
         self.stats[notice.platform, "sent"] += 1
@@ -172,7 +201,9 @@ class DeliveryWorker:
         if not exc.retryable and not exc.unauthorized:
             await self._dead(notice, str(exc))
             return
-        if notice.attempts + 1 >= MAX_ATTEMPTS:
+        # A platform that says when to come back has not refused: rate limits do not use up
+        # the attempts, or a long storm would dead-letter notices it would accept afterwards.
+        if notice.attempts + 1 >= MAX_ATTEMPTS and exc.retry_after is None:
             await self._dead(notice, f"gave up after {MAX_ATTEMPTS} attempts: {exc}")
             return
         delay = self._backoff(notice.attempts, exc.retry_after)
@@ -185,6 +216,7 @@ class DeliveryWorker:
         heapq.heappush(self._retries, due)
         if exc.platform_wide:
             self._pauses[notice.platform] = max(due, self._pauses.get(notice.platform, due))
+            self._probing.add(notice.platform)
             log.warning("%s asked us to wait %.1fs before any call", notice.platform, delay)
         self.stats[notice.platform, "retried"] += 1
 

@@ -8,6 +8,7 @@ changes nothing. The use cases themselves live in `bot.usecases`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Collection
 
@@ -132,9 +133,12 @@ class Dispatcher:
 
     async def _context(self, tx: Transaction, event: InboundEvent) -> Context:
         """The acting member, stored (with their person id), and the event's moment."""
+        # Names come from platforms and people: no bidi tricks or line breaks into posts.
+        name = commands.clean_text(event.member.display_name, commands.MAX_NAME)
+        named = dataclasses.replace(event.member, display_name=name)
         return Context(
             tx=tx,
-            member=await tx.member(event.member, event.received_at),
+            member=await tx.member(named, event.received_at),
             now=event.received_at,
             rules=self._rules,
             platforms=self._platforms,

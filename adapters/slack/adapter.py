@@ -87,7 +87,9 @@ class SlackAdapter:
 
     async def start(self, inbox: Inbox) -> None:
         # One keep-alive session for every Web API call (slack_sdk opens one per call otherwise).
-        self._session = aiohttp.ClientSession()
+        # slack_sdk applies its own timeout only to sessions it creates: bound ours, or a call
+        # could hang for aiohttp's default 300 s.
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT))
         self._client.session = self._session
         try:
             await self._connect(inbox)

@@ -51,11 +51,15 @@ _ACTION_PATTERN = re.compile(
 _E = TypeVar("_E", CommandReceived, ReactionChanged, ButtonPressed)
 
 
+# Verbs where a workspace admin may act on someone else's request (design §5), and setup.
+_ADMIN_VERBS = frozenset({"setup", "release", "done", "cancel", "reopen", "close"})
+
+
 def _needs_admin(text: str) -> bool:
-    # Only `setup` needs admin rights; the verb, read as `commands.parse` reads it, says so
-    # without a second full parse of every command.
+    # The verb, read as `commands.parse` reads it, says whether admin rights can matter,
+    # without a second full parse of every command; the answer is cached per user.
     words = text.split(maxsplit=1)
-    return bool(words) and words[0].lower().rstrip(":") == "setup"
+    return bool(words) and words[0].lower().rstrip(":") in _ADMIN_VERBS
 
 
 def _named(event: _E, name: str) -> _E:

@@ -48,9 +48,17 @@ def _units(text: str) -> int:
     return len(text) + sum(1 for ch in text if ord(ch) > _BMP_MAX)
 
 
+_MARKERS = dict.fromkeys(map(ord, "*_~`"))
+
+
 def escape(text: str) -> str:
     """Escape mrkdwn control characters; `&` first is implied by mapping each character once."""
     return "".join(_ESCAPES.get(ch, ch) for ch in text)
+
+
+def unformatted(text: str) -> str:
+    """A name without mrkdwn markers: a name cannot pose as bold labels like *Status:*."""
+    return text.translate(_MARKERS)
 
 
 def fit(text: str, limit: int) -> str:
@@ -133,14 +141,14 @@ def render_relay_post(
     with where they are from.
     """
     viewer = (Platform.SLACK, community_id) if community_id else None
-    requester = fit(texts.who(request.requester, viewer), _NAME_LIMIT)
+    requester = fit(unformatted(texts.who(request.requester, viewer)), _NAME_LIMIT)
     head = f"*Review request #{request.id}* from {requester}\n{_link(request.link)}"
     blocks: list[Block] = [_section(head)]
     if request.topics:
         blocks.append(_context(fit("Topics: " + " ".join(f"#{t}" for t in request.topics), 500)))
     if request.note:
         blocks.append(_section("*Note:* " + fit(request.note, SECTION_LIMIT - 10)))
-    status = texts.status_text(request, viewer)
+    status = unformatted(texts.status_text(request, viewer))
     blocks.append(_context("*Status:* " + fit(status, SECTION_LIMIT - 12)))
     if request.status is Status.DONE and request.response:
         blocks.append(_section("*Response:* " + fit(request.response, SECTION_LIMIT - 14)))

@@ -7,6 +7,7 @@ timeouts, connection errors), whether the token is bad, or whether the notice is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -47,8 +48,9 @@ def delivery_error(method: str, exc: Exception) -> DeliveryError:
         code = str(exc.response.get("error", "") or f"http_{status}")
         message = f"slack {method}: {code} (HTTP {status})"
         if status == _TOO_MANY_REQUESTS or code == "ratelimited":
+            # Slack limits per method and workspace, not per channel: wait before any call.
             after = _retry_after(exc.response.headers)
-            return DeliveryError(message, retryable=True, retry_after=after)
+            return DeliveryError(message, retryable=True, retry_after=after, platform_wide=True)
         if code in UNAUTHORIZED:
             # Worth sending again once the token is fixed; the worker stops calling Slack till then.
             return DeliveryError(message, retryable=True, unauthorized=True)
@@ -69,7 +71,9 @@ class SlackSender:
     async def send(self, notice: Notice) -> str | None:
         method, args = self._call(notice)
         try:
-            response = await self._client.api_call(method, json=args)
+            # slack_sdk honours its timeout only on sessions it creates; bound every call here.
+            async with asyncio.timeout(self._client.timeout):
+                response = await self._client.api_call(method, json=args)
         except (SlackClientError, TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise delivery_error(method, exc) from None
         if notice.kind in (NoticeKind.RELAY_POST, NoticeKind.CHANNEL_TEXT):

@@ -144,12 +144,6 @@ async def test_hostile_notes_names_and_responses_ping_nobody(
     figures["problems"] = 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="display names are stored and relayed as the adapter passes them: only names read "
-    "through users.info are cleaned (adapters/slack/users.py); a name from a slash command "
-    "payload (or another platform) keeps bidi overrides and newlines",
-)
 async def test_display_names_are_cleaned_like_notes(
     tmp_path: Path, slack: FakeSlack, clock: FakeClock
 ) -> None:
