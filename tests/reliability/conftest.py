@@ -19,7 +19,6 @@ import json
 import os
 import random
 import re
-import socket
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -36,9 +35,10 @@ from bot.app import build_core
 from bot.model import Community, Platform
 from bot.ports import Sender
 from storage.sqlite import SqliteStore
-from tests.adapters.slack.conftest import BOT_TOKEN, SECRET, Answer, SlackHarness, slack_settings
+from tests.adapters.slack.conftest import BOT_TOKEN, SECRET, SlackHarness, slack_settings
 from tests.fakes.fake_clock import FakeClock
 from tests.fakes.fake_slack import ApiCall, FakeSlack
+from tests.net import Answer
 
 DEFAULT_SEED = 20261123
 OUTGOING = ("chat.postMessage", "chat.update", "chat.postEphemeral")
@@ -116,13 +116,6 @@ class Harness(SlackHarness):
         return await super().post(
             body, secret=secret or self.secret, timestamp=timestamp, headers=headers
         )
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1, for servers that bind a configured port themselves."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @asynccontextmanager

@@ -37,7 +37,8 @@ from adapters.slack.render import render_text
 from tests.adapters.slack.conftest import BOT_TOKEN, REVIEW_CHANNEL, SECRET
 from tests.fakes import slack_payloads as p
 from tests.fakes.fake_slack import FakeSlack, sign
-from tests.reliability.conftest import Figures, free_port, posts_by_request
+from tests.net import free_port
+from tests.reliability.conftest import Figures, posts_by_request
 
 CRASHES = int(os.environ.get("RELIABILITY_CRASHES", "60"))
 CLIENTS = 6

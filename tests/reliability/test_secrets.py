@@ -31,7 +31,8 @@ from tests.adapters.slack.conftest import slack_settings
 from tests.fakes import slack_payloads as p
 from tests.fakes.fake_clock import FakeClock
 from tests.fakes.fake_slack import FakeSlack, sign
-from tests.reliability.conftest import Figures, Harness, free_port, slack_bot
+from tests.net import free_port
+from tests.reliability.conftest import Figures, Harness, slack_bot
 
 BOT_TOKEN = "xoxb-20261123-4242424242-rEliAbIliTyBoTsEcReT"
 APP_TOKEN = "xapp-1-A0APP-20261123-rEliAbIliTyApPsEcReT"

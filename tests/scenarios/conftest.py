@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -48,6 +46,7 @@ from tests.fakes.fake_discord import (
     RecordedRequest,
 )
 from tests.fakes.fake_slack import ApiCall, FakeSlack, sign
+from tests.net import Answer, free_port
 
 SECRET = "scenario-signing-secret"
 SLACK_TOKEN = "xoxb-scenario"
@@ -59,13 +58,6 @@ ALICE, CAROL = ("U0ALICE", "alice"), ("U0CAROL", "carol")
 WAIT = 5.0  # seconds any single wait may take before the test fails
 
 _build_core = app.build_core
-
-
-def free_port() -> int:
-    """A free port on loopback for HTTP_PORT (serve binds it itself)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class CoreProbe:
@@ -157,17 +149,6 @@ class CoreProbe:
                 return bool(await tx.due_notices(core.clock.now(), 1))
         finally:
             self._checker = None
-
-
-@dataclass
-class Answer:
-    """What the bot's HTTP server answered Slack."""
-
-    status: int
-    text: str
-
-    def json(self) -> Any:
-        return json.loads(self.text)
 
 
 @dataclass

@@ -7,7 +7,6 @@ Slack has received by then, and the FakeClock moves only when told.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from storage.sqlite import SqliteStore
 from tests.fakes import slack_payloads as p
 from tests.fakes.fake_clock import FakeClock
 from tests.fakes.fake_slack import ApiCall, FakeSlack, sign
+from tests.net import Answer
 
 SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test"
@@ -45,15 +45,6 @@ def slack_settings(tmp_path: Path, slack: FakeSlack, **overrides: Any) -> Settin
         "slack_review_channel": REVIEW_CHANNEL,
     }
     return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
-
-
-@dataclass
-class Answer:
-    status: int
-    text: str
-
-    def json(self) -> Any:
-        return json.loads(self.text)
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from pathlib import Path
 
 import aiohttp
@@ -18,13 +17,7 @@ from tests.adapters.slack.conftest import BOB, SECRET, BrokenInbox, slack_settin
 from tests.fakes import slack_payloads as p
 from tests.fakes.fake_clock import FakeClock
 from tests.fakes.fake_slack import FakeSlack, sign
-
-
-def free_port() -> int:
-    # serve() binds settings.http_port itself; ask the OS for a free one on loopback first.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.net import free_port
 
 
 async def test_serve_runs_slack_over_http(tmp_path: Path, slack: FakeSlack, clock: FakeClock):
