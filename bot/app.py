@@ -18,6 +18,7 @@ from bot import privacy
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher
 from bot.errors import ConfigError, StoreError
+from bot.inflight import InFlight
 from bot.metrics import STUCK_AFTER_SECONDS, Metrics, TimedInbox
 from bot.model import Platform
 from bot.ports import Adapter, Clock, Inbox, Sender, SystemClock
@@ -49,13 +50,15 @@ def build_core(
     clock: Clock | None = None,
 ) -> Core:
     clock = clock or SystemClock()
-    worker = DeliveryWorker(store=store, clock=clock, senders=senders)
+    inflight = InFlight()
+    worker = DeliveryWorker(store=store, clock=clock, senders=senders, inflight=inflight)
     dispatcher = Dispatcher(
         store=store,
         clock=clock,
         rules=settings.rules(),
         platforms=senders.keys(),
         on_enqueue=worker.wake,
+        inflight=inflight,
     )
     reminders = Reminders(
         store=store, clock=clock, rules=settings.reminder_rules(), platforms=senders.keys()

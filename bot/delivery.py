@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from bot import logs
 from bot.errors import DeliveryError
+from bot.inflight import InFlight
 from bot.model import Notice, NoticeKind, Platform
 from bot.ports import Clock, Sender
 from storage.base import Store
@@ -43,8 +44,10 @@ class DeliveryWorker:
         senders: Mapping[Platform, Sender],
         batch: int = 50,
         rng: random.Random | None = None,
+        inflight: InFlight | None = None,
     ) -> None:
         self._store = store
+        self._inflight = inflight or InFlight()  # inbound events: they go first
         self._clock = clock
         self._senders = dict(senders)
         self._batch = batch
@@ -128,6 +131,7 @@ class DeliveryWorker:
         try:
             while True:
                 self._wake.clear()
+                await self._inflight.lull()
                 try:
                     ready = await self._due(self._batch + len(in_flight), skip=in_flight)
                 except Exception:
@@ -164,6 +168,7 @@ class DeliveryWorker:
     async def _deliver(self, notice: Notice) -> None:
         self._busy[notice.platform] += 1
         try:
+            await self._inflight.lull()  # an ack has a deadline, this send has none
             with logs.bind(platform=str(notice.platform), notice=notice.id):
                 await self._send(notice)
         finally:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection
 
 from bot import commands, logs, texts
 from bot.commands import Command, UsageError
+from bot.inflight import InFlight
 from bot.model import (
     ButtonAction,
     ButtonPressed,
@@ -60,8 +61,10 @@ class Dispatcher:
         rules: Rules,
         platforms: Collection[Platform],
         on_enqueue: Callable[[], None] = lambda: None,
+        inflight: InFlight | None = None,
     ) -> None:
         self._store = store
+        self._inflight = inflight or InFlight()
         self._clock = clock
         self._rules = rules
         self._platforms = frozenset(platforms)  # only these have a sender: relay to them alone
@@ -73,7 +76,10 @@ class Dispatcher:
 
     async def handle(self, event: InboundEvent) -> Reply:
         """Apply one inbound event; the only entry point for adapters."""
-        with logs.bind(platform=str(event.member.platform), event=event.event_key):
+        with (
+            self._inflight.handling(),
+            logs.bind(platform=str(event.member.platform), event=event.event_key),
+        ):
             return await self._handle(event)
 
     async def _handle(self, event: InboundEvent) -> Reply:

@@ -1,0 +1,71 @@
+"""Commits never checkpoint; a second connection does it in the background (the WAL stays small)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from bot.model import NoticeKind, Outgoing, Platform
+from storage import sqlite as store_module
+from storage.sqlite import SqliteStore
+
+
+def _note(i: int) -> Outgoing:
+    return Outgoing(
+        kind=NoticeKind.CHANNEL_TEXT,
+        platform=Platform.CONSOLE,
+        community_id="local",
+        channel_id="reviews",
+        text=f"notice {i} " + "x" * 2000,
+    )
+
+
+async def _write(store: SqliteStore, clock, count: int) -> None:
+    for i in range(count):
+        async with store.transaction() as tx:
+            await tx.enqueue([_note(i)], clock.now())
+
+
+def _rows_in_main_file(path: Path, tmp: Path) -> int:
+    """Outbox rows in the database file alone, without its WAL: what checkpoints copied back."""
+    copy = tmp / "main-file-only.db"
+    copy.write_bytes(path.read_bytes())
+    with sqlite3.connect(copy) as raw:
+        return int(raw.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+
+async def test_commits_leave_checkpoints_to_the_background(tmp_path, clock, monkeypatch) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY", 3600.0)  # never, within this test
+    path = tmp_path / "wal.db"
+    store = await SqliteStore.open(path)
+    try:
+        before = path.stat().st_size
+        await _write(store, clock, 1500)  # 3 MB: past SQLite's automatic checkpoint at 1,000 pages
+        assert path.stat().st_size == before  # no commit copied the WAL into the database file
+    finally:
+        await store.close()
+
+
+async def test_the_background_checkpoint_copies_the_wal_back(tmp_path, clock, monkeypatch) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY", 0.05)
+    path = tmp_path / "wal.db"
+    store = await SqliteStore.open(path)
+    try:
+        await _write(store, clock, 300)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if _rows_in_main_file(path, tmp_path) == 300:
+                break
+        assert _rows_in_main_file(path, tmp_path) == 300
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT COUNT(*) FROM outbox").fetchone() == (300,)
+        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+async def test_close_stops_the_checkpointer(tmp_path) -> None:
+    store = await SqliteStore.open(tmp_path / "wal.db")
+    await store.close()
+    assert not [t for t in asyncio.all_tasks() if "_checkpoint_forever" in repr(t)]
