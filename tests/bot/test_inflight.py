@@ -81,3 +81,14 @@ async def test_dispatcher_counts_the_event_it_handles(store, clock) -> None:
     await dispatcher.handle(f.command("https://example.com/draft #python", at=clock.now()))
     assert seen == [1]  # still counted while its notices are handed to the worker
     assert inflight.count == 0
+
+
+async def test_lull_starts_a_moment_after_the_last_event() -> None:
+    """The adapter still sends its answer after the core returned: that goes first too."""
+    inflight = InFlight()
+    with inflight.handling():
+        pass
+    waiting = asyncio.create_task(inflight.lull(at_most=10))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    await asyncio.wait_for(waiting, timeout=0.5)
