@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import tempfile
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench import servers
 from bench.report import Table, percentile, verdict
+from tests.net import free_port
 
 if TYPE_CHECKING:
     from tests.fakes.discord_payloads import FakeGuild
@@ -129,12 +129,6 @@ def _guild() -> FakeGuild:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def _start(kind: str, label: str, tmp: Path) -> Server:
     from tests.fakes.fake_discord import FakeDiscord  # noqa: PLC0415 - imported when run
 
@@ -142,7 +136,7 @@ async def _start(kind: str, label: str, tmp: Path) -> Server:
     fake = FakeDiscord(token=servers.DISCORD_TOKEN, guilds=[guild])
     await fake.start()
     config = {
-        "port": _free_port(),
+        "port": free_port(),
         "db": str(tmp / f"{kind}.db"),
         "api_base": fake.api_base,
         "gateway_url": fake.gateway_url,

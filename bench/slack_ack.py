@@ -23,7 +23,6 @@ import itertools
 import json
 import math
 import os
-import socket
 import tempfile
 import time
 from collections import Counter
@@ -36,6 +35,7 @@ import aiohttp
 
 from bench import servers
 from bench.report import INFO, Table, percentile, verdict
+from tests.net import free_port
 
 if TYPE_CHECKING:
     from tests.fakes.fake_slack import FakeSlack
@@ -230,7 +230,7 @@ async def _start(slack: FakeSlack, tmp: Path) -> list[Server]:
     try:
         for index, (kind, label, extra, share) in enumerate(CASES):
             config = {
-                "port": _free_port(),
+                "port": free_port(),
                 "db": str(tmp / f"relay-{index}.db"),
                 "api_url": slack.api_url,
                 **extra,
@@ -277,12 +277,6 @@ async def _measure_all(requests: int) -> list[Run]:
                         if mine:
                             mine[-1].errors[f"server exited with {code}"] += 1
     return runs
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run(quick: bool = False) -> list[Table]:

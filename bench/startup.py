@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ import aiohttp
 
 from bench import footprint, servers
 from bench.report import INFO, Table, median, mib, ms, verdict
+from tests.net import free_port
 
 if TYPE_CHECKING:
     from tests.fakes.discord_payloads import FakeGuild
@@ -58,12 +58,6 @@ class Start:
     exit_code: int | None = None
     phases: dict[str, float] = field(default_factory=dict)
     error: str = ""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _memory(pid: int) -> tuple[int, int]:
@@ -114,7 +108,7 @@ async def _healthy(url: str, process: asyncio.subprocess.Process) -> None:
 
 async def start_once(env: dict[str, str], cwd: Path, log: Path) -> Start:
     result = Start()
-    port = _free_port()
+    port = free_port()
     env = env | {"HTTP_PORT": str(port)}
     spawned, clock = time.time(), time.perf_counter()
     with log.open("wb") as err:
