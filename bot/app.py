@@ -14,7 +14,7 @@ from pathlib import Path
 from adapters.checks import CheckRow, check_discord, check_slack
 from adapters.console import console
 from adapters.http import Check, HttpServer, ServesHttp
-from bot import privacy
+from bot import instance, privacy
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher
 from bot.errors import ConfigError, StoreError
@@ -74,10 +74,11 @@ async def run(
     settings: Settings, lines: AsyncIterator[str] | None = None, clock: Clock | None = None
 ) -> None:
     """`reviewrelay run`: the local console without platform tokens, else serve the platforms."""
-    if console_mode(settings):
-        await run_console(settings, lines, clock)
-    else:
-        await serve(settings, platform_adapters(settings, clock or SystemClock()), clock)
+    with instance.serving(settings.database_path):
+        if console_mode(settings):
+            await run_console(settings, lines, clock)
+        else:
+            await serve(settings, platform_adapters(settings, clock or SystemClock()), clock)
 
 
 async def run_console(
@@ -216,7 +217,42 @@ async def _daily(core: Core, interval: float = 60.0) -> None:
 async def remind(
     settings: Settings, clock: Clock | None = None, *, dry_run: bool = False
 ) -> SweepReport:
-    """`reviewrelay remind`: one sweep for every community, delivered (unless a dry run)."""
+    """`reviewrelay remind`: one sweep for every community, delivered (unless a dry run).
+
+    While the bot runs on the same database, the sweep only queues: the running bot delivers.
+    """
+    try:
+        with instance.serving(settings.database_path):
+            return await _remind_and_deliver(settings, clock, dry_run=dry_run)
+    except instance.AlreadyRunningError as running:
+        log.info("the running bot (pid %s) delivers this sweep", running.pid or "?")
+        async with await SqliteStore.open(settings.database_path) as store:
+            reminders = Reminders(
+                store=store,
+                clock=clock or SystemClock(),
+                rules=settings.reminder_rules(),
+                platforms=configured_platforms(settings),
+            )
+            return await reminders.run(only_when_due=False, dry_run=dry_run)
+
+
+def configured_platforms(settings: Settings) -> set[Platform]:
+    """The platforms a bot on these settings serves (console when it has no token)."""
+    if console_mode(settings):
+        return {Platform.CONSOLE}
+    return {
+        p
+        for p, on in (
+            (Platform.SLACK, settings.slack_enabled),
+            (Platform.DISCORD, settings.discord_enabled),
+        )
+        if on
+    }
+
+
+async def _remind_and_deliver(
+    settings: Settings, clock: Clock | None, *, dry_run: bool
+) -> SweepReport:
     async with await SqliteStore.open(settings.database_path) as store:
         adapters = (
             [] if console_mode(settings) else platform_adapters(settings, clock or SystemClock())
