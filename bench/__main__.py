@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench                        # everything (`make bench`), writes RESULTS.md
     .venv/bin/python -m bench --only matching,reminders
+    .venv/bin/python -m bench --only community       # the simulated community (pure, ~30 s)
     .venv/bin/python -m bench --quick                # smaller sizes: a smoke test, not a result
     .venv/bin/python -m bench --list
 
@@ -19,7 +20,16 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import delivery, discord_interaction, footprint, matching, reminders, slack_ack, startup
+from bench import (
+    community,
+    delivery,
+    discord_interaction,
+    footprint,
+    matching,
+    reminders,
+    slack_ack,
+    startup,
+)
 from bench.report import MISS, PASS, Table, header, now_utc
 
 Benchmark = Callable[[bool], list[Table]]
@@ -29,6 +39,7 @@ Benchmark = Callable[[bool], list[Table]]
 BENCHMARKS: dict[str, Benchmark] = {
     "matching": matching.run,
     "reminders": reminders.run,
+    "community": community.run,
     "delivery": delivery.run,
     "footprint": footprint.run,
     "slack": slack_ack.run,

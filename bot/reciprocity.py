@@ -1,10 +1,13 @@
-"""Soft reciprocity and fairness: the give/take record in words, hints to give back, and who has
-gone quiet. Pure functions, except `hint`, which reads the store inside the caller's transaction.
+"""Soft reciprocity and fairness: the give/take record in words, hints to give back, who has gone
+quiet, and the order volunteers see waiting requests in (givers' first when volunteers are scarce).
+Pure functions, except `hint` and `for_volunteers`, which read the store inside the caller's
+transaction.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Collection, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from bot import matching, texts
 from bot.model import Ledger, Member, Request, Status, Volunteer
@@ -14,6 +17,10 @@ LOAD_WINDOW = timedelta(days=30)
 NEWCOMER_REQUESTS = 3  # a person's first requests are never met with a hint
 TAKE_GAP = 3  # received this many more reviews than given before we suggest giving back
 SUGGESTIONS = 2
+# Waiting requests weighed for the order, oldest first: a list or digest shows fewer, and a giver's
+# request behind this many older ones waits for those to go, as it did before soft reciprocity.
+QUEUE_WINDOW = 100
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def silent(
@@ -34,6 +41,45 @@ def silent(
 def owes(ledger: Ledger) -> bool:
     """Has received much more than given, and is no newcomer."""
     return ledger.asked > NEWCOMER_REQUESTS and ledger.received - ledger.given >= TAKE_GAP
+
+
+def takes(ledger: Ledger) -> bool:
+    """Received `TAKE_GAP` or more reviews than given in the last 30 days."""
+    # The same gap as `owes`, so a small deficit (a first review received, none given yet) never
+    # moves anyone back; the 30-day window lets a taker catch up by giving now.
+    return ledger.received_recent - ledger.given_recent >= TAKE_GAP
+
+
+def held_back(ledger: Ledger, earlier: int, *, soft: bool) -> bool:
+    """Whether a request waits behind givers' requests: RECIPROCITY=soft, its requester takes
+    (`takes`), and it is not one of their first `NEWCOMER_REQUESTS` (`earlier` of theirs came
+    before it)."""
+    return soft and earlier >= NEWCOMER_REQUESTS and takes(ledger)
+
+
+def queue_order(requests: Iterable[Request], held: Collection[int] = frozenset()) -> list[Request]:
+    """Waiting requests in the order volunteers see them: those not `held` (ids) first, then
+    oldest first. With nothing held (RECIPROCITY=off) this is age alone."""
+    return sorted(requests, key=lambda r: (r.id in held, r.created_at, r.id))
+
+
+async def for_volunteers(
+    tx: Transaction, requests: Sequence[Request], now: datetime, *, soft: bool
+) -> list[Request]:
+    """`queue_order` of `requests`, reading each requester's ledger once (soft only)."""
+    held: set[int] = set()
+    if soft:
+        for person in sorted({r.requester.person_id for r in requests}):
+            ledger = await tx.ledger(person, now - LOAD_WINDOW)
+            if ledger.asked <= NEWCOMER_REQUESTS or not takes(ledger):
+                continue  # the common case costs one query per requester
+            asked = await tx.requests_since(person, _EPOCH)  # oldest first
+            for request in requests:
+                if request.requester.person_id == person:
+                    earlier = sum(1 for t in asked if t < request.created_at)
+                    if held_back(ledger, earlier, soft=soft):
+                        held.add(request.id)
+    return queue_order(requests, held)
 
 
 def stats_text(ledger: Ledger, helpers: list[tuple[Member, int]], viewer: tuple[str, str]) -> str:

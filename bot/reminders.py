@@ -1,4 +1,5 @@
-"""The daily reminders: a digest of stale requests per community, claim nudges, expiry.
+"""The daily reminders: a digest of stale requests per community (oldest first, givers' first
+under soft reciprocity), claim nudges, expiry.
 
 Timing rules are pure functions; `Reminders.run` is the orchestration. A row per (community, local
 date), written in the transaction that enqueues the digest, makes each community's digest happen
@@ -37,6 +38,7 @@ class ReminderRules:
     business_days: bool = False
     timezone: str = "UTC"
     reminder_time: str = "09:00"
+    reciprocity: bool = True  # RECIPROCITY=soft: givers' requests lead the digest
 
 
 @dataclass(slots=True)
@@ -133,19 +135,27 @@ class Reminders:
     async def _stale(
         self, tx: Transaction, now: datetime, timezone: str
     ) -> tuple[list[Request], int]:
-        """The oldest stale requests (at most a digest's worth) and how many more there are."""
+        """A digest's worth of stale requests in `reciprocity.for_volunteers` order (oldest
+        first, givers' first under soft reciprocity), and how many more there are."""
         cutoff = now - self._rules.stale_after
-        found = await tx.stale_requests(cutoff, limit=effects.DIGEST_MAX_ITEMS)
+        soft = self._rules.reciprocity
+        window = reciprocity.QUEUE_WINDOW if soft else effects.DIGEST_MAX_ITEMS
+        fetched = await tx.stale_requests(cutoff, limit=window)
+        found = fetched
         if self._rules.business_days:
             # Business age grows with calendar age, so the survivors are a prefix of the list.
             found = [
                 r
-                for r in found
+                for r in fetched
                 if business_age(r.created_at, now, timezone) >= self._rules.stale_after
             ]
-            if len(found) < effects.DIGEST_MAX_ITEMS:
-                return found, 0
-        return found, max(0, await tx.count_stale(cutoff) - len(found))
+        if len(found) < len(fetched) or len(fetched) < window:
+            total = len(found)  # every stale request is in hand
+        else:
+            total = await tx.count_stale(cutoff)
+        ordered = await reciprocity.for_volunteers(tx, found, now, soft=soft)
+        shown = ordered[: effects.DIGEST_MAX_ITEMS]
+        return shown, max(0, total - len(shown))
 
     async def _digest(
         self, tx: Transaction, community: Community, now: datetime, report: SweepReport

@@ -124,6 +124,7 @@ class Settings(BaseSettings):
             business_days=self.stale_business_days,
             timezone=self.timezone,
             reminder_time=self.reminder_time,
+            reciprocity=self.reciprocity == "soft",
         )
 
     def rules(self) -> Rules:

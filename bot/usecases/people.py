@@ -11,6 +11,7 @@ from bot.model import Community, Reply, Volunteer
 from bot.usecases.base import Context, Refused
 
 LINK_CODE_TTL = timedelta(minutes=10)
+LIST_MAX = 20
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 _CODE_LENGTH = 8
 _LINKED = 2
@@ -69,7 +70,10 @@ async def listing(
         helpers = await tx.top_helpers(now - reciprocity.LOAD_WINDOW, now)
         return Reply(reciprocity.stats_text(ledger, helpers, ctx.viewer))
     if isinstance(command, commands.ListOpen):
-        found = await tx.open_requests(command.topic)
+        soft = ctx.rules.reciprocity
+        window = reciprocity.QUEUE_WINDOW if soft else LIST_MAX
+        waiting = await tx.open_requests(command.topic, limit=window)
+        found = (await reciprocity.for_volunteers(tx, waiting, now, soft=soft))[:LIST_MAX]
         empty = texts.NO_OPEN.format(on=f" on #{command.topic}" if command.topic else "")
     else:
         found = await tx.requests_of(ctx.member.person_id)

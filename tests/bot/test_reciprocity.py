@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from bot.dispatcher import Dispatcher, Rules
 from bot.matching import in_quiet_hours
-from bot.model import NoticeKind, QuietHours, Status
+from bot.model import Ledger, Member, NoticeKind, Platform, QuietHours, Request, Status
+from bot.reciprocity import held_back, queue_order, takes
 from bot.reminders import ReminderRules, Reminders
 from tests.factories import command, reaction
 
@@ -180,3 +182,99 @@ async def test_monthly_thank_you_post_on_the_first(dispatcher, worker, sender, s
     assert len(report.recognitions) == 1
     [post] = [n for n in sender.sent if n.kind is NoticeKind.CHANNEL_TEXT]
     assert post.text.startswith("Thank you to last month's reviewers: vera helped 1 person.")
+
+
+def _waiting(request_id, person_id, hours_ago):
+    at = datetime(2026, 11, 27, 12, 0, tzinfo=UTC) - timedelta(hours=hours_ago)
+    return Request(
+        id=request_id,
+        link=f"https://example.com/{request_id}",
+        topics=("python",),
+        note="",
+        requester=Member(
+            platform=Platform.CONSOLE,
+            community_id="local",
+            user_id=f"p{person_id}",
+            display_name=f"p{person_id}",
+            person_id=person_id,
+        ),
+        origin_channel_id="reviews",
+        status=Status.OPEN,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+TAKER = Ledger(given=0, received=6, received_recent=4, asked=7)
+GIVER = Ledger(given=5, given_recent=3, received=6, received_recent=4, asked=7)
+
+
+def test_takers_requests_wait_behind_givers_then_age_decides():
+    """A held-back request comes after every other one, however old; within each group the
+    oldest comes first."""
+    old_taker, giver, newer_giver = _waiting(1, 10, 48), _waiting(2, 20, 30), _waiting(3, 30, 2)
+    older_taker = _waiting(4, 11, 72)
+    ordered = queue_order([newer_giver, old_taker, giver, older_taker], held={1, 4})
+    assert [r.id for r in ordered] == [2, 3, 4, 1]
+
+
+def test_with_nothing_held_the_order_is_age_alone():
+    """RECIPROCITY=off holds nothing back, so the order is oldest first whoever asked."""
+    requests = [_waiting(1, 10, 2), _waiting(2, 20, 50), _waiting(3, 30, 20)]
+    assert [r.id for r in queue_order(requests)] == [2, 3, 1]
+
+
+def test_who_is_held_back():
+    """Only a taker's fourth request on is held back, only under soft reciprocity; a giver
+    (30-day balance within the gap) never is."""
+    assert takes(TAKER)
+    assert not takes(GIVER)
+    assert held_back(TAKER, earlier=3, soft=True)
+    assert not held_back(TAKER, earlier=3, soft=False)
+    assert not held_back(GIVER, earlier=6, soft=True)
+    # A newcomer's first requests are never held back, even after many reviews received.
+    assert not any(held_back(TAKER, earlier=n, soft=True) for n in range(3))
+
+
+def test_old_reviews_received_stop_counting_after_30_days():
+    """Reviews received before the 30-day window do not make a taker."""
+    assert not takes(Ledger(given=0, received=20, received_recent=2, asked=22))
+
+
+async def _open_id(dispatcher, clock, link, who):
+    reply = await _say(dispatcher, clock, f"{link} #python", who)
+    return int(reply.split("#")[1].split()[0])
+
+
+async def test_list_and_digest_show_givers_requests_first(dispatcher, worker, sender, store, clock):
+    """`list` and the digest put a newer request of a newcomer before an older one of someone who
+    received 4 reviews and gave none; with RECIPROCITY=off both are oldest first."""
+    await _say(dispatcher, clock, "volunteer python", "vera")
+    for i in range(4):
+        await _reviewed(dispatcher, clock, f"https://example.com/t{i}", "tina", "vera")
+    taker = await _open_id(dispatcher, clock, "https://example.com/tina", "tina")
+    clock.advance(minutes=5)
+    newcomer = await _open_id(dispatcher, clock, "https://example.com/nora", "nora")
+    clock.advance(minutes=5)
+
+    def ids(text):
+        return [int(line.split()[0][1:]) for line in text.splitlines() if line.startswith("#")]
+
+    assert [newcomer, taker] == ids(await _say(dispatcher, clock, "list", "sam"))
+    off = Dispatcher(
+        store=store, clock=clock, rules=Rules(reciprocity=False), platforms=[Platform.CONSOLE]
+    )
+    assert [taker, newcomer] == ids(await _say(off, clock, "list", "sam"))
+
+    clock.advance(hours=30)
+    rules = ReminderRules(
+        stale_after=timedelta(hours=24),
+        nudge_after=timedelta(days=30),
+        expire_after=timedelta(days=30),
+    )
+    await Reminders(store=store, clock=clock, rules=rules, platforms={sender.platform}).run(
+        only_when_due=False
+    )
+    await worker.drain()
+    [digest] = [n for n in sender.sent if n.kind is NoticeKind.CHANNEL_TEXT]
+    assert [newcomer, taker] == ids(digest.text)
