@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
 log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[bool]]
+# What /healthz reports besides its checks (degraded channels): shown, never failing the check.
+Details = Callable[[], Awaitable[Mapping[str, Any]]]
 
 
 @runtime_checkable
@@ -22,7 +24,11 @@ class ServesHttp(Protocol):
 
 
 class HttpServer:
-    """Serves the given routes plus `GET /healthz`, which is 200 only when every check passes."""
+    """Serves the given routes plus `GET /healthz`, which is 200 only when every check passes.
+
+    `details` adds facts to the /healthz body that need an operator but not a restart (a channel
+    the bot lost): they are listed, and the status stays 200.
+    """
 
     def __init__(
         self,
@@ -32,10 +38,12 @@ class HttpServer:
         checks: Mapping[str, Check],
         routes: Sequence[web.RouteDef] = (),
         metrics: Callable[[], Awaitable[bytes]] | None = None,
+        details: Details | None = None,
     ) -> None:
         self._host = host
         self._port = port
         self._checks = dict(checks)
+        self._details = details
         self._metrics = metrics
         self._app = web.Application()
         self._app.add_routes([web.get("/healthz", self._healthz), *routes])
@@ -70,7 +78,12 @@ class HttpServer:
                 log.exception("health check %s failed", name)
                 results[name] = False
         healthy = all(results.values())
-        body = {"status": "ok" if healthy else "unhealthy", "checks": results}
+        body: dict[str, Any] = {"status": "ok" if healthy else "unhealthy", "checks": results}
+        if self._details is not None:
+            try:
+                body.update(await self._details())
+            except Exception:
+                log.exception("health details failed")  # the store check says what is wrong
         return web.Response(
             text=json.dumps(body), status=200 if healthy else 503, content_type="application/json"
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 from adapters.checks import CheckRow, check_discord, check_slack
 from adapters.console import console
 from adapters.http import Check, HttpServer, ServesHttp
-from bot import instance, privacy
+from bot import instance, privacy, texts
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher
 from bot.errors import ConfigError, StoreError
@@ -24,6 +24,7 @@ from bot.model import Platform
 from bot.ports import Adapter, Clock, Inbox, Sender, SystemClock
 from bot.reminders import Reminders, SweepReport
 from bot.settings import Settings
+from storage.base import DegradedChannel
 from storage.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ async def serve(
             checks=checks,
             routes=routes,
             metrics=metrics.render,
+            details=lambda: _degraded_details(store),
         )
         inbox = TimedInbox(
             core.dispatcher, lambda p, e, s: metrics.handler_seconds.labels(p, e).observe(s)
@@ -194,6 +196,42 @@ async def _outbox_moving(metrics: Metrics) -> bool:
 async def _store_ok(store: SqliteStore) -> bool:
     await store.schema_version()
     return True
+
+
+async def _degraded_details(store: SqliteStore) -> dict[str, object]:
+    """The channels the bot lost, for /healthz: an admin's fix, not a reason to restart."""
+    async with store.transaction() as tx:
+        degraded = await tx.degraded_channels()
+    return {
+        "degraded_channels": [
+            {
+                "platform": str(d.platform),
+                "community": d.community_id,
+                "channel": d.channel_id,
+                "since": d.since.isoformat(),
+                "reason": d.reason,
+                "parked": d.parked,
+            }
+            for d in degraded
+        ]
+    }
+
+
+def _degraded_rows(degraded: Sequence[DegradedChannel]) -> list[CheckRow]:
+    """One failing `check` row per channel the bot lost, with what fixes it."""
+    return [
+        CheckRow(
+            texts.DEGRADED_CHECK.format(
+                channel=d.channel_id, platform=d.platform, community=d.community_id
+            ),
+            False,
+            texts.DEGRADED_DETAIL.format(
+                since=d.since, reason=d.reason, parked=d.parked, s=texts.plural(d.parked)
+            ),
+            texts.DEGRADED_FIX,
+        )
+        for d in degraded
+    ]
 
 
 def _connected(adapter: Adapter) -> Check:
@@ -281,7 +319,10 @@ async def check(settings: Settings, *, offline: bool) -> list[CheckRow]:
     try:
         async with await SqliteStore.open(settings.database_path) as store:
             version = await store.schema_version()
+            async with store.transaction() as tx:
+                degraded = await tx.degraded_channels()
         rows.append(CheckRow("store", True, f"{settings.database_url} at schema {version}"))
+        rows += _degraded_rows(degraded)
     except StoreError as exc:
         rows.append(CheckRow("store", False, str(exc), "check DATABASE_URL and its folder"))
     if offline:

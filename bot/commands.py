@@ -26,10 +26,13 @@ MAX_NAME = 80
 MAX_TOPICS = 10
 MAX_TOPIC_LEN = 32
 MAX_PAUSE_DAYS = 365
+MAX_REVIEWERS = 3
 _MAX_ID_DIGITS = 9
 
 _TOPIC = re.compile(r"[a-z0-9][a-z0-9_+.-]*")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_REVIEWERS = re.compile(r"x(\d{1,9})", re.IGNORECASE)
+_REVIEWERS_RANGE = f"Ask for 1 to {MAX_REVIEWERS} reviewers, e.g. x2 after the topics."
 # Bidi overrides and isolates can make a note read differently from what it is.
 _BIDI = dict.fromkeys(
     map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
@@ -47,6 +50,7 @@ class Ask:
     topics: tuple[str, ...]
     note: str = ""
     local: bool = False
+    reviewers: int = 1  # `x2`: how many reviewers the requester wants
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,11 +341,20 @@ def _ask(link_word: str, rest: list[str]) -> Command | UsageError:
     topics = parse_topics(tags)
     if isinstance(topics, UsageError):
         return topics
+    # `x2` right after the topics asks for two reviewers; anywhere else it is note text.
+    reviewers = 1
+    wanted = _REVIEWERS.fullmatch(rest[0]) if rest else None
+    if wanted:
+        reviewers = int(wanted[1])
+        if not 1 <= reviewers <= MAX_REVIEWERS:
+            return UsageError(_REVIEWERS_RANGE)
+        rest = rest[1:]
     # A trailing `local` keeps the request in this community (design: /review ask ... local).
     local = bool(rest) and rest[-1].lower() in _LOCAL_WORDS
     if local:
         rest = rest[:-1]
-    return Ask(link=link, topics=topics, note=clean_text(" ".join(rest), MAX_NOTE), local=local)
+    note = clean_text(" ".join(rest), MAX_NOTE)
+    return Ask(link=link, topics=topics, note=note, local=local, reviewers=reviewers)
 
 
 def _setup(words: list[str]) -> Command | UsageError:
@@ -488,7 +501,12 @@ def parse_options(verb: str, options: Mapping[str, str | int]) -> Command | Usag
             return topics
         local = str(options.get("local", "")).lower() in ("true", "1", "yes", "on")
         note = clean_text(str(options.get("note", "")), MAX_NOTE)
-        return Ask(link=link, topics=topics, note=note, local=local)
+        reviewers = str(options.get("reviewers", 1)).strip()
+        if not (
+            reviewers.isascii() and reviewers.isdigit() and 0 < int(reviewers) <= MAX_REVIEWERS
+        ):
+            return UsageError(_REVIEWERS_RANGE)
+        return Ask(link=link, topics=topics, note=note, local=local, reviewers=int(reviewers))
     parts = [verb]
     for name in (
         "id",

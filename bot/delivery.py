@@ -4,7 +4,9 @@ A notice leaves the outbox only after its platform accepted it (then it is marke
 message id recorded at once) or refused it for good (then it is dead-lettered and logged). Timeouts,
 5xx and 429 are retried with exponential backoff and jitter, honouring the platform's own hint. The
 store hands out only the oldest pending notice of each channel, so order holds per channel, and a
-post edit renders the request as it is at send time, settling the edits queued before it.
+post edit renders the request as it is at send time, settling the edits queued before it. A
+channel the platform says is lost (deleted, archived, bot removed) is marked degraded once: its
+later notices are parked, not tried, until `/review setup` runs there again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 
-from bot import logs
+from bot import logs, texts
 from bot.errors import DeliveryError
 from bot.inflight import InFlight
 from bot.model import Notice, NoticeKind, Platform
@@ -73,7 +75,9 @@ class DeliveryWorker:
 
     async def _due(self, limit: int, skip: Collection[int] = ()) -> list[Notice]:
         async with self._store.transaction() as tx:
-            notices = await tx.due_notices(self._clock.now(), limit)
+            lost = {(d.platform, d.channel_id) for d in await tx.degraded_channels()}
+            # A degraded channel holds back one queue head at most: ask for that many more.
+            notices = await tx.due_notices(self._clock.now(), limit + len(lost))
         return self._one_probe_each(
             [
                 n
@@ -82,7 +86,8 @@ class DeliveryWorker:
                 and n.platform in self._senders
                 and not self.disabled(n.platform)
                 and not self._paused(n.platform)
-            ]
+                and (n.platform, n.channel_id) not in lost  # parked until set up again
+            ][:limit]
         )
 
     def _one_probe_each(self, ready: list[Notice]) -> list[Notice]:
@@ -204,7 +209,7 @@ class DeliveryWorker:
                     notice.platform,
                 )
         if not exc.retryable and not exc.unauthorized:
-            await self._dead(notice, str(exc))
+            await self._dead(notice, str(exc), channel_lost=exc.channel_lost)
             return
         # A platform that says when to come back has not refused: rate limits do not use up
         # the attempts, or a long storm would dead-letter notices it would accept afterwards.
@@ -231,7 +236,7 @@ class DeliveryWorker:
         ceiling = min(MAX_DELAY, BASE_DELAY * 2**attempts)
         return self._rng.uniform(ceiling / 2, ceiling)  # "equal jitter": spread, never zero
 
-    async def _dead(self, notice: Notice, error: str) -> None:
+    async def _dead(self, notice: Notice, error: str, *, channel_lost: bool = False) -> None:
         log.warning(
             "notice %s (%s to %s %s) dead-lettered: %s",
             notice.id,
@@ -240,6 +245,20 @@ class DeliveryWorker:
             notice.channel_id or notice.user_id,
             error,
         )
+        degraded = False
         async with self._store.transaction() as tx:
             await tx.mark_dead(notice, error, self._clock.now())
+            if channel_lost and notice.channel_id:
+                degraded = await tx.degrade_channel(notice, error, self._clock.now())
         self.stats[notice.platform, "dead"] += 1
+        if degraded:
+            # Once per loss: the notices after this one are parked, not tried and logged.
+            log.error(
+                "%s channel %s (community %s) is lost to the bot (%s); its notices are held "
+                "until an admin fixes it: %s",
+                notice.platform,
+                notice.channel_id,
+                notice.community_id,
+                error,
+                texts.DEGRADED_FIX,
+            )

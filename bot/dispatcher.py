@@ -97,6 +97,9 @@ class Dispatcher:
                 # a platform retry of this event is not refused (and told) twice.
                 async with self._store.transaction() as tx:
                     if not await tx.seen_event(event.event_key, event.received_at):
+                        if isinstance(event, ReactionChanged):
+                            # Refused or not, it is now the newest state of that reaction.
+                            await tx.reaction_in_order(event)
                         await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
         self._on_enqueue()
         return reply
@@ -190,6 +193,8 @@ class Dispatcher:
         )
         if request_id is None or await tx.seen_event(event.event_key, event.received_at):
             return Reply.none()  # not a relay post (nothing recorded), or a repeat
+        if not await tx.reaction_in_order(event):
+            return Reply.none()  # overtaken by a later change of the same reaction: seen, no-op
         ctx = await self._context(tx, event)
         request = await tx.request(request_id)
         assert request is not None  # noqa: S101 - relay posts reference existing requests

@@ -39,36 +39,51 @@ def digest_text(
 
 
 def _messages(
-    action: Action, before: Request, after: Request, actor: Member | None
+    action: Action, before: Request, after: Request, actor: Member | None, response: str
 ) -> list[tuple[Member, str]]:
     """Who hears about a transition, and what. `actor` None means the bot itself acted."""
-    requester, claimer = before.requester, before.claimer
+    requester = before.requester
+    ended = [m for m in before.holding if not after.holds(m.person_id)]  # claims this ended
     # Named as seen from the requester's community: "bob · Discord: Writers" on Slack.
     seen_by_requester = (requester.platform, requester.community_id)
     name = texts.who(actor, seen_by_requester) if actor else "reviewrelay"
+    several = after.wanted > 1
     match action:
+        case Action.CLAIM if several:
+            text = texts.DM_CLAIMED_SLOT.format(
+                name=name,
+                id=after.id,
+                link=after.link,
+                taken=len(after.claimers),
+                wanted=after.wanted,
+            )
+            return [(requester, text)]
         case Action.CLAIM:
             return [(requester, texts.DM_CLAIMED.format(name=name, id=after.id, link=after.link))]
-        case Action.RELEASE if actor is None and claimer is not None:
+        case Action.RELEASE if actor is None and ended:
             return [
-                (claimer, texts.AUTO_RELEASED_CLAIMER.format(id=after.id)),
+                *((m, texts.AUTO_RELEASED_CLAIMER.format(id=after.id)) for m in ended),
                 (requester, texts.AUTO_RELEASED_REQUESTER.format(id=after.id)),
             ]
         case Action.RELEASE:
             return [(requester, texts.DM_RELEASED.format(name=name, id=after.id))]
         case Action.DONE:
-            reviewer = texts.who(claimer, seen_by_requester) if claimer else name
-            template = texts.DM_DONE_RESPONSE if after.response else texts.DM_DONE
-            return [
-                (
-                    requester,
-                    template.format(
-                        name=reviewer, id=after.id, link=after.link, response=after.response
-                    ),
-                )
-            ]
-        case Action.CANCEL if claimer is not None:
-            return [(claimer, texts.DM_CANCELLED_CLAIMER.format(id=after.id))]
+            reviewer = texts.names(ended, seen_by_requester) or name
+            if several:
+                template = texts.DM_DONE_SLOT_RESPONSE if response else texts.DM_DONE_SLOT
+            else:
+                template = texts.DM_DONE_RESPONSE if response else texts.DM_DONE
+            text = template.format(
+                name=reviewer,
+                id=after.id,
+                link=after.link,
+                response=response,
+                done=len(after.finished),
+                wanted=after.wanted,
+            )
+            return [(requester, text)]
+        case Action.CANCEL:
+            return [(m, texts.DM_CANCELLED_CLAIMER.format(id=after.id)) for m in ended]
         case Action.EXPIRE:
             days = max(1, (after.updated_at - before.created_at).days)
             return [
@@ -116,15 +131,28 @@ async def apply(
     response: str = "",
 ) -> Request | None:
     """Change the request's state and enqueue what that owes; None if it changed meanwhile."""
-    updated = await tx.change_status(
-        request.id, decision.before, decision.after, actor=actor, at=now, response=response
-    )
+    if action is Action.CLAIM and actor is not None:
+        updated = await tx.claim(request.id, actor, now)
+    elif decision.only is not None:
+        updated = await tx.end_claim(
+            request.id,
+            decision.only,
+            decision.before,
+            decision.after,
+            done=action is Action.DONE,
+            at=now,
+            response=response,
+        )
+    else:
+        updated = await tx.change_status(
+            request.id, decision.before, decision.after, actor=actor, at=now, response=response
+        )
     if updated is None:
         return None
     notices = await post_updates(tx, request.id, now)
     notices += [
         direct(member, text)
-        for member, text in _messages(action, request, updated, actor)
+        for member, text in _messages(action, request, updated, actor, response)
         if (actor is None or member.person_id != actor.person_id) and member.platform in platforms
     ]
     await tx.enqueue(notices, now)

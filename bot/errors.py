@@ -24,7 +24,9 @@ class DeliveryError(ReviewRelayError):
     `retryable` says whether sending again may work; `retry_after` is the platform's own hint in
     seconds; `unauthorized` marks a revoked or wrong token, after which the platform is not called;
     `platform_wide` says the wait applies to every call to that platform (a global rate limit or
-    an IP ban), not just to this channel.
+    an IP ban), not just to this channel; `channel_lost` says the notice's channel is gone or
+    closed to the bot (deleted, archived, bot removed, permission taken), so every notice to it
+    would fail until someone fixes the channel (never set for a DM).
     """
 
     def __init__(
@@ -35,9 +37,11 @@ class DeliveryError(ReviewRelayError):
         retry_after: float | None = None,
         unauthorized: bool = False,
         platform_wide: bool = False,
+        channel_lost: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
         self.unauthorized = unauthorized
         self.platform_wide = platform_wide
+        self.channel_lost = channel_lost

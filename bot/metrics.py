@@ -57,6 +57,15 @@ class Metrics:
         self._reminders = Gauge(
             "reviewrelay_reminder_runs", "Daily reminder runs recorded", registry=r
         )
+        self._degraded = Gauge(
+            "reviewrelay_degraded_channels",
+            "Channels the platform said are gone or closed to the bot (their notices are held)",
+            ["platform"],
+            registry=r,
+        )
+        self._parked = Gauge(
+            "reviewrelay_outbox_parked", "Notices held for degraded channels", registry=r
+        )
         self.handler_seconds = Histogram(
             "reviewrelay_handler_seconds",
             "Time from an inbound event to its reply",
@@ -66,9 +75,9 @@ class Metrics:
         )
 
     async def outbox_age(self) -> float:
+        """How long the oldest due notice has waited; parked ones are held, not stuck."""
         async with self._store.transaction() as tx:
-            snapshot = await tx.snapshot()
-        return self._age(snapshot.outbox_oldest_due)
+            return self._age(await tx.outbox_oldest_due())
 
     def _age(self, due: datetime | None) -> float:
         return max(0.0, (self._clock.now() - due).total_seconds()) if due else 0.0
@@ -76,14 +85,21 @@ class Metrics:
     async def render(self) -> bytes:
         async with self._store.transaction() as tx:
             snapshot = await tx.snapshot()
+            oldest = await tx.outbox_oldest_due()
+            degraded = await tx.degraded_channels()
         self._requests.clear()
         for (platform, status), count in snapshot.requests.items():
             self._requests.labels(platform, status).set(count)
         self._active.set(snapshot.active_claims)
         self._pending.set(snapshot.outbox_pending)
-        self._oldest.set(self._age(snapshot.outbox_oldest_due))
+        self._oldest.set(self._age(oldest))
         self._dead.set(snapshot.outbox_dead)
         self._reminders.set(snapshot.reminder_runs)
+        for platform in Platform:  # zero for every platform, so a cleared channel reads 0
+            self._degraded.labels(str(platform)).set(
+                sum(1 for d in degraded if d.platform is platform)
+            )
+        self._parked.set(sum(d.parked for d in degraded))
         for (platform, result), count in self._worker.stats.items():
             self._deliveries.labels(str(platform), result).set(count)
         return generate_latest(self.registry)

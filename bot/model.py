@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 
@@ -65,10 +66,30 @@ class Request:
     status: Status
     created_at: datetime
     updated_at: datetime
+    # The first holder, kept equal to `claimers[0]`: what the one-reviewer paths read.
     claimer: Member | None = None
     claimed_at: datetime | None = None
     response: str = ""
     local: bool = False  # relayed only to the community it was asked in
+    wanted: int = 1  # reviewers asked for (`x2`): one slot per reviewer
+    claimers: tuple[Member, ...] = ()  # who holds a slot or finished one, in claim order
+    finished: frozenset[int] = frozenset()  # person ids among `claimers` whose review is done
+
+    def __post_init__(self) -> None:
+        # Either field may be given; the other follows, so both always agree.
+        if self.claimers:
+            object.__setattr__(self, "claimer", self.claimers[0])
+        elif self.claimer is not None:
+            object.__setattr__(self, "claimers", (self.claimer,))
+
+    @property
+    def holding(self) -> tuple[Member, ...]:
+        """The claimers still reviewing (an active claim)."""
+        return tuple(m for m in self.claimers if m.person_id not in self.finished)
+
+    def holds(self, person_id: int) -> bool:
+        """Whether the person holds an active claim on this request."""
+        return any(m.person_id == person_id for m in self.holding)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +156,9 @@ class ReactionChanged:
     emoji: str
     added: bool
     received_at: datetime
+    # The platform's own clock for the change, where it has one that orders a user's reactions
+    # (Slack's event_ts, seconds as a decimal): a late arrival stamped earlier changes nothing.
+    occurred_at: Decimal | None = None
     is_admin: bool = False
     reply_inline: bool = False  # a reaction has nowhere to answer: refusals go out as notices
 

@@ -233,9 +233,10 @@ class Reminders:
         report.recognitions.append(community)
 
     async def _system(
-        self, tx: Transaction, request: Request, action: Action, now: datetime
+        self, tx: Transaction, request: Request, action: Action, now: datetime, *, on: int = 0
     ) -> bool:
-        decision = decide(request, action, actor_person_id=0, is_admin=True)
+        """The bot acting as an admin; `on` names the claimer whose claim alone it ends."""
+        decision = decide(request, action, actor_person_id=on, is_admin=True)
         if not isinstance(decision, Transition):
             return False
         updated = await effects.apply(
@@ -250,17 +251,18 @@ class Reminders:
 
     async def _nudge(self, tx: Transaction, now: datetime, report: SweepReport) -> None:
         for due in await tx.claims_to_nudge(now - self._rules.nudge_after, SWEEP_LIMIT):
-            request, claimer = due.request, due.request.claimer
-            if claimer is None:
-                continue
+            request, claimer = due.request, due.claimer
             if due.nudges >= MAX_NUDGES:
-                if await self._system(tx, request, Action.RELEASE, now):
+                # Read again: another claim on it may have been released a moment ago.
+                current = await tx.request(request.id)
+                on = claimer.person_id
+                if current and await self._system(tx, current, Action.RELEASE, now, on=on):
                     report.released.append(request.id)
                 continue
-            await tx.record_nudge(request.id, now)
+            await tx.record_nudge(request.id, claimer.person_id, now)
             report.nudged.append(request.id)
             if claimer.platform in self._platforms:
-                days = max(1, (now - (request.claimed_at or now)).days)
+                days = max(1, (now - due.claimed_at).days)
                 await tx.enqueue(
                     [
                         effects.direct(

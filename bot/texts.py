@@ -5,6 +5,7 @@ Plain text: adapters escape and style it for their platform.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from bot.model import Member, Request, Status
@@ -56,7 +57,7 @@ DONE_FORM_CANCEL = "Cancel"
 
 HELP = (
     "reviewrelay relays review requests to volunteers.\n"
-    "/review <link> [#topic ...] [note]: ask for a review\n"
+    "/review <link> [#topic ...] [x2|x3] [note]: ask for a review (x2: two reviewers)\n"
     "/review volunteer <topics>: hear about requests on these topics\n"
     "/review unvolunteer [topics]: stop (all topics when none given)\n"
     "/review pause <days> | resume: take a break from notifications\n"
@@ -73,6 +74,7 @@ HELP = (
 )
 
 ASKED = "Request #{id} is open; {count} volunteer{s} notified."
+ASKED_SEVERAL = "Request #{id} is open for {wanted} reviewers; {count} volunteer{s} notified."
 ASKED_NO_TOPICS = "Request #{id} is open and posted to the review channel{s}."
 DUPLICATE = "You asked for a review of that link a moment ago: request #{id} is already open."
 RATE_LIMITED = "You have opened {limit} requests in the last hour; try again at {at:%H:%M} UTC."
@@ -87,6 +89,14 @@ NOTHING_MINE = "You have no open requests or claims."
 UNKNOWN_REQUEST = "There is no request #{id}."
 SETUP_DONE = "This channel is now the review channel; reminders at {time} ({tz})."
 SETUP_ADMIN_ONLY = "Only a community admin can run /review setup."
+SETUP_RESTORED = "The bot can post here again: {count} held notice{s} go out now."
+# A channel the platform said is gone or closed to the bot (logs, `reviewrelay check`).
+DEGRADED_FIX = (
+    "invite the bot to that channel (or unarchive it, or give the bot back its permissions "
+    "there), then run /review setup in it again"
+)
+DEGRADED_CHECK = "channel {channel} ({platform} {community})"
+DEGRADED_DETAIL = "lost since {since:%Y-%m-%d %H:%M} UTC ({reason}); {parked} notice{s} held"
 SHARING_ON = "Requests from other connected communities are posted here too (share=off to stop)."
 SHARING_OFF = "Only requests asked in this community are posted here (share=on to change)."
 LINK_CODE = (
@@ -102,6 +112,7 @@ UNLINKED = "Unlinked: this account is on its own again; the shared history stays
 CLAIMED = "You claimed request #{id}: {link}. Mark it done with /review done {id} or a ✅ reaction."
 RELEASED = "You released request #{id}; it is open again."
 COMPLETED = "Thank you! Request #{id} is marked done."
+COMPLETED_YOURS = "Thank you! Your review of request #{id} is marked done."
 CANCELLED = "Request #{id} is cancelled."
 CHANGED_MEANWHILE = "Request #{id} changed meanwhile; please try again."
 
@@ -137,6 +148,12 @@ DM_CLAIMED = "{name} claimed your request #{id} ({link})."
 DM_RELEASED = "{name} released your request #{id}; it is open again."
 DM_DONE = "{name} finished reviewing your request #{id} ({link})."
 DM_DONE_RESPONSE = "{name} finished reviewing your request #{id} ({link}): {response}"
+# A request with several reviewers: each claim and each review counts towards its slots.
+DM_CLAIMED_SLOT = "{name} claimed your request #{id} ({link}): {taken} of {wanted} reviewers."
+DM_DONE_SLOT = "{name} finished reviewing your request #{id} ({link}): {done} of {wanted} done."
+DM_DONE_SLOT_RESPONSE = (
+    "{name} finished reviewing your request #{id} ({link}), {done} of {wanted} done: {response}"
+)
 DM_CANCELLED_CLAIMER = "Request #{id} that you held was cancelled by the requester."
 
 DIGEST_HEAD = "Waiting for a reviewer ({count}):"
@@ -149,6 +166,12 @@ STATUS_WORDS = {
     Status.CANCELLED: "cancelled",
     Status.EXPIRED: "expired",
 }
+# How a request with several slots shows its holders: "claimed · 👀 vera, sam · 2 of 2".
+SEVERAL_STATUS = "{status} · {holders}"
+HOLDING = "👀 {names}"
+FINISHED = "✅ {names}"
+SLOTS = "{taken} of {wanted}"
+SLOTS_OPEN = "{taken} of {wanted} reviewers"
 
 
 _DAYS_AFTER_HOURS = 48
@@ -161,6 +184,8 @@ def plural(count: int) -> str:
 def status_text(request: Request, viewer: tuple[str, str] | None = None) -> str:
     if request.status is Status.CANCELLED and request.response:
         return f"closed: {request.response}"
+    if request.wanted > 1 and request.status in (Status.OPEN, Status.CLAIMED, Status.DONE):
+        return SEVERAL_STATUS.format(status=request.status, holders=holders(request, viewer))
     claimer = who(request.claimer, viewer) if request.claimer else "?"
     return STATUS_WORDS[request.status].format(claimer=claimer)
 
@@ -172,6 +197,21 @@ def who(member: Member, viewer: tuple[str, str] | None = None) -> str:
         return name
     place = member.community_name or member.community_id
     return f"{name} · {member.platform.title()}: {place}"
+
+
+def names(members: Iterable[Member], viewer: tuple[str, str] | None = None) -> str:
+    return ", ".join(who(m, viewer) for m in members)
+
+
+def holders(request: Request, viewer: tuple[str, str] | None = None) -> str:
+    """Who reviews and who finished a request with several slots, and how many are taken."""
+    finished = [m for m in request.claimers if m.person_id in request.finished]
+    parts = [HOLDING.format(names=names(request.holding, viewer))] if request.holding else []
+    if finished:
+        parts.append(FINISHED.format(names=names(finished, viewer)))
+    slots = SLOTS_OPEN if request.status is Status.OPEN else SLOTS
+    parts.append(slots.format(taken=len(request.claimers), wanted=request.wanted))
+    return " · ".join(parts)
 
 
 def age(since: datetime, now: datetime) -> str:

@@ -4,6 +4,13 @@ open --claim--> claimed --done--> done
   ^               |
   +---release-----+          open|claimed --cancel--> cancelled
 open --expire--> expired --reopen (requester)--> open
+
+A request wants `wanted` reviewers (1 to 3), one claim each. It stays open while fewer claims
+than that are active or done, is claimed when all its slots are taken, and is done when the last
+active claim of a claimed request is done. With several slots a claimer's release or done ends
+their own claim only (`Transition.only`); release always reopens a slot. An admin who holds no
+claim acts on every active claim at once: release reopens the request, done completes it. Cancel
+ends every active claim; a request someone is still reviewing does not expire.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot import texts
-from bot.model import ACTIVE_STATUSES, Request, Status
+from bot.model import ACTIVE_STATUSES, ButtonAction, Request, Status
 
 
 class Action(StrEnum):
@@ -35,6 +42,7 @@ class Transition:
 
     before: Status
     after: Status
+    only: int | None = None  # the person whose claim alone ends; None: every active claim
 
 
 def decide(
@@ -42,29 +50,37 @@ def decide(
 ) -> Transition | Refusal:
     status = request.status
     is_requester = request.requester.person_id == actor_person_id
-    claimer_id = request.claimer.person_id if request.claimer else None
-    is_claimer = claimer_id == actor_person_id
+    is_claimer = any(m.person_id == actor_person_id for m in request.claimers)
+    holds = request.holds(actor_person_id)
+    several = request.wanted > 1
     match action:
         case Action.CLAIM:
-            if status is Status.CLAIMED and is_claimer:
+            if is_claimer and (status is Status.CLAIMED or (several and status is Status.OPEN)):
                 return Refusal(texts.ALREADY_YOURS.format(id=request.id))
-            if status is Status.CLAIMED and request.claimer:
-                return Refusal(
-                    texts.ALREADY_CLAIMED.format(id=request.id, name=texts.who(request.claimer))
-                )
+            if status is Status.CLAIMED and request.claimers:
+                names = texts.names(request.claimers)
+                return Refusal(texts.ALREADY_CLAIMED.format(id=request.id, name=names))
             if status is not Status.OPEN:
                 return Refusal(texts.NOT_OPEN.format(id=request.id, status=status))
             if is_requester:
                 return Refusal(texts.OWN_REQUEST.format(id=request.id))
-            return Transition(Status.OPEN, Status.CLAIMED)
+            full = len(request.claimers) + 1 >= request.wanted
+            return Transition(Status.OPEN, Status.CLAIMED if full else Status.OPEN)
         case Action.RELEASE | Action.DONE:
-            if status is not Status.CLAIMED:
+            if several and holds and status in ACTIVE_STATUSES:
+                # Release frees a slot; the last review of a full request finishes it.
+                last = status is Status.CLAIMED and len(request.holding) == 1
+                finished = Status.DONE if last else status
+                after = Status.OPEN if action is Action.RELEASE else finished
+                return Transition(status, after, only=actor_person_id)
+            partly_held = several and status is Status.OPEN and bool(request.holding)
+            if status is not Status.CLAIMED and not partly_held:
                 return Refusal(texts.NOT_CLAIMED.format(id=request.id, status=status))
-            if not (is_claimer or is_admin):
-                holder = texts.who(request.claimer) if request.claimer else "someone else"
+            if not (holds or is_admin):
+                holder = texts.names(request.holding) if request.holding else "someone else"
                 return Refusal(texts.NOT_CLAIMER.format(id=request.id, name=holder))
             after = Status.OPEN if action is Action.RELEASE else Status.DONE
-            return Transition(Status.CLAIMED, after)
+            return Transition(status, after)
         case Action.CANCEL:
             if not (is_requester or is_admin):
                 return Refusal(texts.NOT_REQUESTER.format(id=request.id))
@@ -72,7 +88,7 @@ def decide(
                 return Refusal(texts.NOT_ACTIVE.format(id=request.id, status=status))
             return Transition(status, Status.CANCELLED)
         case Action.EXPIRE:
-            if status is not Status.OPEN:
+            if status is not Status.OPEN or request.holding:
                 return Refusal(texts.NOT_OPEN.format(id=request.id, status=status))
             return Transition(Status.OPEN, Status.EXPIRED)
         case Action.REOPEN:
@@ -81,3 +97,13 @@ def decide(
             if status is not Status.EXPIRED:
                 return Refusal(texts.NOT_EXPIRED.format(id=request.id, status=status))
             return Transition(Status.EXPIRED, Status.OPEN)
+
+
+def buttons(request: Request) -> tuple[ButtonAction, ...]:
+    """The buttons a relay post offers: Claim while a slot is free, Done and Release while
+    someone reviews (each acts on the presser's own claim), none once the request ended."""
+    claim = (ButtonAction.CLAIM,) if request.status is Status.OPEN else ()
+    reviewing = request.status is Status.CLAIMED or (
+        request.wanted > 1 and request.status is Status.OPEN and bool(request.holding)
+    )
+    return claim + ((ButtonAction.DONE, ButtonAction.RELEASE) if reviewing else ())

@@ -21,6 +21,7 @@ from bot.model import (
     Outgoing,
     Platform,
     QuietHours,
+    ReactionChanged,
     Request,
     Status,
     Volunteer,
@@ -42,6 +43,8 @@ class Digest:
 class ClaimToNudge:
     request: Request
     nudges: int
+    claimer: Member  # whose active claim it is (a request may have several)
+    claimed_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,10 +66,28 @@ class RelayTarget:
     channel_id: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DegradedChannel:
+    """A channel the platform said is gone or closed to the bot; its notices are parked."""
+
+    platform: Platform
+    community_id: str
+    channel_id: str
+    reason: str  # the platform's answer, as the dead-lettered notice recorded it
+    since: datetime
+    parked: int  # pending notices held for it
+
+
 class Transaction(Protocol):
     # inbound de-duplication
     async def seen_event(self, event_key: str, at: datetime) -> bool:
         """Record the key; True if it had been recorded before (the event is a repeat)."""
+        ...
+
+    async def reaction_in_order(self, event: ReactionChanged) -> bool:
+        """False if an event for the same user, emoji and message stamped later than this one
+        was applied already (this one arrived late); else record its stamp as the newest.
+        Events without a stamp (`occurred_at` None) are always in order."""
         ...
 
     # members and communities
@@ -89,6 +110,7 @@ class Transaction(Protocol):
         origin_channel_id: str,
         at: datetime,
         local: bool = False,
+        reviewers: int = 1,
     ) -> Request: ...
     async def request(self, request_id: int) -> Request | None: ...
     async def request_for_post(
@@ -112,7 +134,28 @@ class Transaction(Protocol):
         at: datetime,
         response: str = "",
     ) -> Request | None:
-        """Apply a transition only if the request is still `before`; None if someone was faster."""
+        """Apply a transition only if the request is still `before`; None if someone was faster.
+        Ends every active claim; a move to `claimed` is a `claim` by `actor`."""
+        ...
+
+    async def claim(self, request_id: int, member: Member, at: datetime) -> Request | None:
+        """Take a free slot of an open request the member holds none of; the request becomes
+        claimed with its last slot. None if no slot was free (someone was faster)."""
+        ...
+
+    async def end_claim(
+        self,
+        request_id: int,
+        person_id: int,
+        before: Status,
+        after: Status,
+        *,
+        done: bool,
+        at: datetime,
+        response: str = "",
+    ) -> Request | None:
+        """End one person's active claim (done, or released) and move the request from `before`
+        to `after`; None if they hold no active claim or the request is no longer `before`."""
         ...
 
     async def open_requests(self, topic: str | None = None, limit: int = 20) -> list[Request]: ...
@@ -134,7 +177,7 @@ class Transaction(Protocol):
         """Active claims whose last nudge (or the claim itself) is at or before `due_before`."""
         ...
 
-    async def record_nudge(self, request_id: int, at: datetime) -> None: ...
+    async def record_nudge(self, request_id: int, person_id: int, at: datetime) -> None: ...
     async def snooze(self, request_id: int, person_id: int, at: datetime) -> bool:
         """Restart the nudge clock of the person's active claim; False if they hold none."""
         ...
@@ -224,6 +267,22 @@ class Transaction(Protocol):
     async def mark_sent(self, notice: Notice, message_id: str | None, at: datetime) -> None: ...
     async def mark_retry(self, notice: Notice, next_attempt_at: datetime, error: str) -> None: ...
     async def mark_dead(self, notice: Notice, error: str, at: datetime) -> None: ...
+    async def outbox_oldest_due(self) -> datetime | None:
+        """The due time of the oldest pending notice not parked for a degraded channel."""
+        ...
+
+    # channels the bot lost
+    async def degrade_channel(self, notice: Notice, reason: str, at: datetime) -> bool:
+        """Mark the notice's channel degraded; False if it was already."""
+        ...
+
+    async def degraded_channels(self) -> list[DegradedChannel]: ...
+    async def restore_channel(
+        self, platform: Platform, channel_id: str, at: datetime
+    ) -> DegradedChannel | None:
+        """Clear the mark, releasing the parked notices and requeueing the one that failed;
+        what was cleared, or None if the channel was not degraded."""
+        ...
 
     # linked identities
     async def save_link_code(self, code: str, person_id: int, expires_at: datetime) -> None: ...

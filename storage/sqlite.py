@@ -25,6 +25,7 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -42,11 +43,12 @@ from bot.model import (
     Outgoing,
     Platform,
     QuietHours,
+    ReactionChanged,
     Request,
     Status,
     Volunteer,
 )
-from storage.base import ClaimToNudge, Digest, RelayTarget, Snapshot
+from storage.base import ClaimToNudge, DegradedChannel, Digest, RelayTarget, Snapshot
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,7 +104,14 @@ SELECT r.*, rm.display_name AS requester_name, cm.display_name AS claimer_name,
        (SELECT name FROM communities c WHERE c.platform = r.requester_platform
         AND c.community_id = r.requester_community) AS requester_community_name,
        (SELECT name FROM communities c WHERE c.platform = r.claimer_platform
-        AND c.community_id = r.claimer_community) AS claimer_community_name
+        AND c.community_id = r.claimer_community) AS claimer_community_name,
+       (SELECT json_group_array(json_array(c.id, c.platform, c.community_id, c.user_id,
+               c.person_id, c.status, m.display_name, k.name))
+        FROM claims c
+        LEFT JOIN members m ON m.platform = c.platform AND m.community_id = c.community_id
+                           AND m.user_id = c.user_id
+        LEFT JOIN communities k ON k.platform = c.platform AND k.community_id = c.community_id
+        WHERE c.request_id = r.id AND c.status IN ('active', 'done')) AS holders
 FROM requests r
 JOIN members rm ON rm.platform = r.requester_platform AND rm.community_id = r.requester_community
                AND rm.user_id = r.requester_user
@@ -126,8 +135,8 @@ JOIN members m ON m.platform = v.platform AND m.community_id = v.community_id
 _VOLUNTEER_SELECT = (
     _VOLUNTEER_FIELDS
     + """
-       (SELECT COUNT(*) FROM requests r
-        WHERE r.claimer_person = v.person_id AND r.status = 'claimed') AS active_claims,
+       (SELECT COUNT(*) FROM claims c
+        WHERE c.person_id = v.person_id AND c.status = 'active') AS active_claims,
        (SELECT COUNT(*) FROM claims c
         WHERE c.person_id = v.person_id AND c.claimed_at >= ?) AS recent_claims
 FROM volunteers v"""
@@ -181,6 +190,31 @@ _REOPEN_SQL = """UPDATE requests SET status = 'open', created_at = ?, updated_at
 _END_SQL = """UPDATE requests SET status = ?, claimer_platform = NULL, claimer_community = NULL,
     claimer_user = NULL, claimer_person = NULL, claimed_at = NULL, updated_at = ?, response = ?
     WHERE id = ? AND status = ? RETURNING id"""
+# A claim takes a free slot of an open request, once per person: one conditional statement, so
+# of many simultaneous claims exactly as many win as there are slots.
+_CLAIM_SQL = """INSERT INTO claims (request_id, person_id, status, claimed_at, platform,
+    community_id, user_id)
+    SELECT r.id, :person, 'active', :at, :platform, :community, :user FROM requests r
+    WHERE r.id = :id AND r.status = 'open'
+      AND r.reviewers > (SELECT COUNT(*) FROM claims c
+                         WHERE c.request_id = r.id AND c.status IN ('active', 'done'))
+      AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.request_id = r.id
+                      AND c.person_id = :person AND c.status IN ('active', 'done'))
+    RETURNING id"""
+_FULL_SQL = """SELECT r.reviewers <= (SELECT COUNT(*) FROM claims c WHERE c.request_id = r.id
+    AND c.status IN ('active', 'done')) AS full FROM requests r WHERE r.id = ?"""
+_TOUCH_SQL = "UPDATE requests SET updated_at = ? WHERE id = ?"
+# One claimer of a request with several slots finishes or lets go; the others keep theirs.
+_END_ONE_SQL = """UPDATE requests SET status = :after,
+    claimer_platform = CASE WHEN :after = 'open' THEN NULL ELSE claimer_platform END,
+    claimer_community = CASE WHEN :after = 'open' THEN NULL ELSE claimer_community END,
+    claimer_user = CASE WHEN :after = 'open' THEN NULL ELSE claimer_user END,
+    claimer_person = CASE WHEN :after = 'open' THEN NULL ELSE claimer_person END,
+    claimed_at = CASE WHEN :after = 'open' THEN NULL ELSE claimed_at END,
+    response = CASE WHEN :response = '' THEN response ELSE :response END, updated_at = :at
+    WHERE id = :id AND status = :before AND EXISTS (SELECT 1 FROM claims c
+        WHERE c.request_id = :id AND c.person_id = :person AND c.status = 'active')
+    RETURNING id"""
 _CLAIM_END = {
     Status.OPEN: "released",
     Status.DONE: "done",
@@ -205,6 +239,7 @@ def _row_to_request(row: sqlite3.Row) -> Request:
     updated = _dt(row["updated_at"])
     assert created is not None  # noqa: S101 - NOT NULL column
     assert updated is not None  # noqa: S101 - NOT NULL column
+    holders = sorted(json.loads(row["holders"]))  # by claim id: the order they claimed in
     return Request(
         id=row["id"],
         link=row["link"],
@@ -215,10 +250,22 @@ def _row_to_request(row: sqlite3.Row) -> Request:
         status=Status(row["status"]),
         created_at=created,
         updated_at=updated,
-        claimer=_row_to_member(row, "claimer", "claimer_name") if row["claimer_person"] else None,
         claimed_at=_dt(row["claimed_at"]),
         response=row["response"],
         local=bool(row["local"]),
+        wanted=row["reviewers"],
+        claimers=tuple(
+            Member(
+                platform=Platform(h[1]),
+                community_id=h[2],
+                user_id=h[3],
+                display_name=h[6] or "",
+                person_id=h[4],
+                community_name=h[7] or "",
+            )
+            for h in holders
+        ),
+        finished=frozenset(h[4] for h in holders if h[5] == "done"),
     )
 
 
@@ -297,6 +344,32 @@ class SqliteTransaction:
             (event_key, _ts(at)),
         )
         return not rows
+
+    async def reaction_in_order(self, event: ReactionChanged) -> bool:
+        if event.occurred_at is None:
+            return True
+        key = (
+            event.member.platform,
+            event.channel_id,
+            event.message_id,
+            event.member.user_id,
+            event.emoji,
+        )
+        row = await self._one(
+            "SELECT newest FROM reaction_order WHERE platform = ? AND channel_id = ? "
+            "AND message_id = ? AND user_id = ? AND emoji = ?",
+            key,
+        )
+        # Compared as decimals: as text "999.9" would sort after "1000.0". An equal stamp is
+        # not older, so it applies (arrival order breaks the tie, as it did before stamps).
+        if row is not None and Decimal(row["newest"]) > event.occurred_at:
+            return False
+        await self._run(
+            "INSERT INTO reaction_order VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET newest = excluded.newest",
+            (*key, str(event.occurred_at)),
+        )
+        return True
 
     async def member(self, member: Member, at: datetime) -> Member:
         key = (member.platform, member.community_id, member.user_id)
@@ -383,11 +456,12 @@ class SqliteTransaction:
         origin_channel_id: str,
         at: datetime,
         local: bool = False,
+        reviewers: int = 1,
     ) -> Request:
         row = await self._one(
             "INSERT INTO requests (link, topics, note, requester_platform, requester_community, "
             "requester_user, requester_person, origin_channel_id, status, created_at, updated_at, "
-            "local) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) RETURNING id",
+            "local, reviewers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?) RETURNING id",
             (
                 link,
                 " ".join(topics),
@@ -400,6 +474,7 @@ class SqliteTransaction:
                 _ts(at),
                 _ts(at),
                 local,
+                reviewers,
             ),
         )
         assert row is not None  # noqa: S101 - RETURNING always yields the row
@@ -449,45 +524,90 @@ class SqliteTransaction:
     ) -> Request | None:
         if after is Status.CLAIMED:
             assert actor is not None  # noqa: S101 - a claim always has a claimer
-            params: tuple[Any, ...] = (
-                actor.platform,
-                actor.community_id,
-                actor.user_id,
-                actor.person_id,
+            return await self.claim(request_id, actor, at)
+        params: tuple[Any, ...]
+        if before is Status.EXPIRED:
+            sql, params = _REOPEN_SQL, (_ts(at), _ts(at), request_id, before)
+        elif after is Status.OPEN:
+            sql, params = _TRANSITION_SQL[after], (_ts(at), request_id, before)
+        elif after is Status.DONE:
+            sql, params = _TRANSITION_SQL[after], (response, _ts(at), request_id, before)
+        else:
+            sql, params = _END_SQL, (after, _ts(at), response, request_id, before)
+        changed = await self._rows(sql, params)
+        if changed:
+            await self._run(
+                "UPDATE claims SET status = ?, ended_at = ? "
+                "WHERE request_id = ? AND status = 'active'",
+                (_CLAIM_END[after], _ts(at), request_id),
+            )
+        return await self.request(request_id) if changed else None
+
+    async def claim(self, request_id: int, member: Member, at: datetime) -> Request | None:
+        taken = await self._rows(
+            _CLAIM_SQL,
+            {
+                "id": request_id,
+                "person": member.person_id,
+                "at": _ts(at),
+                "platform": member.platform,
+                "community": member.community_id,
+                "user": member.user_id,
+            },
+        )
+        if not taken:
+            return None
+        # Claiming anything answers the notifications this person was ignoring.
+        await self._run(
+            "UPDATE volunteers SET ignored_streak = 0 WHERE person_id = ?", (member.person_id,)
+        )
+        full = await self._one(_FULL_SQL, (request_id,))
+        if full is not None and full["full"]:
+            params = (
+                member.platform,
+                member.community_id,
+                member.user_id,
+                member.person_id,
                 _ts(at),
                 _ts(at),
                 request_id,
-                before,
+                Status.OPEN,
             )
-            changed = await self._rows(_TRANSITION_SQL[after], params)
-            if changed:
-                # Claiming anything answers the notifications this person was ignoring.
-                await self._run(
-                    "UPDATE volunteers SET ignored_streak = 0 WHERE person_id = ?",
-                    (actor.person_id,),
-                )
-                await self._run(
-                    "INSERT INTO claims (request_id, person_id, status, claimed_at) "
-                    "VALUES (?, ?, 'active', ?)",
-                    (request_id, actor.person_id, _ts(at)),
-                )
+            await self._run(_TRANSITION_SQL[Status.CLAIMED], params)
         else:
-            if before is Status.EXPIRED:
-                sql, params = _REOPEN_SQL, (_ts(at), _ts(at), request_id, before)
-            elif after is Status.OPEN:
-                sql, params = _TRANSITION_SQL[after], (_ts(at), request_id, before)
-            elif after is Status.DONE:
-                sql, params = _TRANSITION_SQL[after], (response, _ts(at), request_id, before)
-            else:
-                sql, params = _END_SQL, (after, _ts(at), response, request_id, before)
-            changed = await self._rows(sql, params)
-            if changed:
-                await self._run(
-                    "UPDATE claims SET status = ?, ended_at = ? "
-                    "WHERE request_id = ? AND status = 'active'",
-                    (_CLAIM_END[after], _ts(at), request_id),
-                )
-        return await self.request(request_id) if changed else None
+            await self._run(_TOUCH_SQL, (_ts(at), request_id))
+        return await self.request(request_id)
+
+    async def end_claim(
+        self,
+        request_id: int,
+        person_id: int,
+        before: Status,
+        after: Status,
+        *,
+        done: bool,
+        at: datetime,
+        response: str = "",
+    ) -> Request | None:
+        changed = await self._rows(
+            _END_ONE_SQL,
+            {
+                "id": request_id,
+                "person": person_id,
+                "before": before,
+                "after": after,
+                "response": response,
+                "at": _ts(at),
+            },
+        )
+        if not changed:
+            return None
+        await self._run(
+            "UPDATE claims SET status = ?, ended_at = ? WHERE request_id = ? AND person_id = ? "
+            "AND status = 'active'",
+            ("done" if done else "released", _ts(at), request_id, person_id),
+        )
+        return await self.request(request_id)
 
     async def open_requests(self, topic: str | None = None, limit: int = 20) -> list[Request]:
         if topic is None:
@@ -505,7 +625,8 @@ class SqliteTransaction:
     async def requests_of(self, person_id: int) -> list[Request]:
         rows = await self._rows(
             _REQUEST_SELECT + " WHERE r.status IN ('open', 'claimed') "
-            "AND (r.requester_person = ? OR r.claimer_person = ?) ORDER BY r.id",
+            "AND (r.requester_person = ? OR EXISTS (SELECT 1 FROM claims c "
+            "WHERE c.request_id = r.id AND c.person_id = ? AND c.status = 'active')) ORDER BY r.id",
             (person_id, person_id),
         )
         return [_row_to_request(r) for r in rows]
@@ -536,19 +657,24 @@ class SqliteTransaction:
 
     async def claims_to_nudge(self, due_before: datetime, limit: int = 100) -> list[ClaimToNudge]:
         rows = await self._rows(
-            "SELECT request_id, nudges FROM claims WHERE status = 'active' "
+            "SELECT request_id, person_id, nudges, claimed_at FROM claims WHERE status = 'active' "
             "AND COALESCE(nudged_at, claimed_at) <= ? ORDER BY claimed_at LIMIT ?",
             (_ts(due_before), limit),
         )
-        requests = await self.requests_by_ids([r["request_id"] for r in rows])
-        nudges = {r["request_id"]: int(r["nudges"]) for r in rows}
-        return [ClaimToNudge(request, nudges[request.id]) for request in requests]
+        requests = {r.id: r for r in await self.requests_by_ids([r["request_id"] for r in rows])}
+        due = []
+        for row in rows:
+            request = requests[row["request_id"]]
+            claimer = next(m for m in request.holding if m.person_id == row["person_id"])
+            claimed_at = datetime.fromisoformat(row["claimed_at"])
+            due.append(ClaimToNudge(request, int(row["nudges"]), claimer, claimed_at))
+        return due
 
-    async def record_nudge(self, request_id: int, at: datetime) -> None:
+    async def record_nudge(self, request_id: int, person_id: int, at: datetime) -> None:
         await self._run(
             "UPDATE claims SET nudges = nudges + 1, nudged_at = ? "
-            "WHERE request_id = ? AND status = 'active'",
-            (_ts(at), request_id),
+            "WHERE request_id = ? AND person_id = ? AND status = 'active'",
+            (_ts(at), request_id, person_id),
         )
 
     async def snooze(self, request_id: int, person_id: int, at: datetime) -> bool:
@@ -687,7 +813,8 @@ class SqliteTransaction:
         )
         if request_id is not None:
             await self._db.executemany(
-                "INSERT OR IGNORE INTO notifications VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO notifications (request_id, person_id, notified_at) "
+                "VALUES (?, ?, ?)",
                 [(request_id, p, _ts(at)) for p in person_ids],
             )
 
@@ -719,10 +846,12 @@ class SqliteTransaction:
             "(SELECT COUNT(*) FROM claims WHERE person_id = :p AND status = 'done') AS given, "
             "(SELECT COUNT(*) FROM claims WHERE person_id = :p AND status = 'done' "
             " AND ended_at >= :since) AS given_recent, "
-            "(SELECT COUNT(*) FROM requests WHERE requester_person = :p AND status = 'done') "
-            " AS received, "
-            "(SELECT COUNT(*) FROM requests WHERE requester_person = :p AND status = 'done' "
-            " AND updated_at >= :since) AS received_recent, "
+            # One review received per completed claim: an x2 request gives two.
+            "(SELECT COUNT(*) FROM claims c JOIN requests r ON r.id = c.request_id "
+            " WHERE r.requester_person = :p AND c.status = 'done') AS received, "
+            "(SELECT COUNT(*) FROM claims c JOIN requests r ON r.id = c.request_id "
+            " WHERE r.requester_person = :p AND c.status = 'done' AND c.ended_at >= :since) "
+            " AS received_recent, "
             "(SELECT COUNT(*) FROM requests WHERE requester_person = :p) AS asked",
             {"p": person_id, "since": _ts(since)},
         )
@@ -922,6 +1051,66 @@ class SqliteTransaction:
             (_ts(at), error, notice.id),
         )
 
+    # A notice is parked while its (platform, channel) is degraded; DMs have no channel id.
+    _PARKED = (
+        "EXISTS (SELECT 1 FROM degraded_channels d "
+        "WHERE d.platform = o.platform AND d.channel_id = o.channel_id)"
+    )
+
+    async def outbox_oldest_due(self) -> datetime | None:
+        row = await self._one(
+            "SELECT MIN(o.next_attempt_at) AS oldest FROM outbox o "
+            f"WHERE o.status = 'pending' AND NOT {self._PARKED}"
+        )
+        return _dt(row["oldest"]) if row is not None else None
+
+    async def degrade_channel(self, notice: Notice, reason: str, at: datetime) -> bool:
+        rows = await self._rows(
+            "INSERT INTO degraded_channels VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
+            "RETURNING channel_id",
+            (notice.platform, notice.channel_id, notice.community_id, reason, _ts(at), notice.id),
+        )
+        return bool(rows)
+
+    async def degraded_channels(self) -> list[DegradedChannel]:
+        return await self._degraded()
+
+    async def _degraded(self, where: str = "", params: Sequence[str] = ()) -> list[DegradedChannel]:
+        rows = await self._rows(
+            "SELECT d.*, (SELECT COUNT(*) FROM outbox o WHERE o.status = 'pending' "
+            "AND o.platform = d.platform AND o.channel_id = d.channel_id) AS parked "
+            f"FROM degraded_channels d {where} ORDER BY d.since, d.platform, d.channel_id",
+            params,
+        )
+        return [
+            DegradedChannel(
+                platform=Platform(r["platform"]),
+                community_id=r["community_id"],
+                channel_id=r["channel_id"],
+                reason=r["reason"],
+                since=datetime.fromisoformat(r["since"]),
+                parked=int(r["parked"]),
+            )
+            for r in rows
+        ]
+
+    async def restore_channel(
+        self, platform: Platform, channel_id: str, at: datetime
+    ) -> DegradedChannel | None:
+        key = (platform, channel_id)
+        # The notice whose failure found the channel lost goes first again, ahead of the parked.
+        await self._run(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = ?, sent_at = NULL "
+            "WHERE status = 'dead' AND id = (SELECT notice_id FROM degraded_channels "
+            "WHERE platform = ? AND channel_id = ?)",
+            (_ts(at), *key),
+        )
+        found = await self._degraded("WHERE d.platform = ? AND d.channel_id = ?", key)
+        if not found:
+            return None
+        await self._run("DELETE FROM degraded_channels WHERE platform = ? AND channel_id = ?", key)
+        return found[0]
+
     async def save_link_code(self, code: str, person_id: int, expires_at: datetime) -> None:
         await self._run(
             "INSERT INTO link_codes (code, person_id, expires_at) VALUES (?, ?, ?)",
@@ -1054,6 +1243,10 @@ class SqliteTransaction:
             await self._run(
                 "DELETE FROM inbound_events WHERE event_key LIKE ?", (f"%{m['user_id']}%",)
             )
+            await self._run(
+                "DELETE FROM reaction_order WHERE platform = ? AND user_id = ?",
+                (m["platform"], m["user_id"]),
+            )
         for sql in (
             "DELETE FROM volunteer_topics WHERE person_id = ?",
             "DELETE FROM volunteers WHERE person_id = ?",
@@ -1081,6 +1274,11 @@ class SqliteTransaction:
                     f"AND {role}_community = ? AND {role}_user = ?",
                     (new_id, *old),
                 )
+            await self._run(
+                "UPDATE claims SET user_id = ? WHERE platform = ? AND community_id = ? "
+                "AND user_id = ?",
+                (new_id, *old),
+            )
 
     async def snapshot(self) -> Snapshot:
         by_status = await self._rows(
@@ -1088,7 +1286,7 @@ class SqliteTransaction:
             "GROUP BY requester_platform, status"
         )
         row = await self._one(
-            "SELECT (SELECT COUNT(*) FROM requests WHERE status = 'claimed') AS active, "
+            "SELECT (SELECT COUNT(*) FROM claims WHERE status = 'active') AS active, "
             "(SELECT COUNT(*) FROM outbox WHERE status = 'pending') AS pending, "
             "(SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending') AS oldest, "
             "(SELECT COUNT(*) FROM outbox WHERE status = 'dead') AS dead, "

@@ -16,7 +16,7 @@ from typing import Any, Final, Self, TypedDict
 
 import discord
 
-from bot import texts
+from bot import texts, transitions
 from bot.commands import MAX_RESPONSE
 from bot.model import ButtonAction, Platform, Reply, Request, Status
 
@@ -59,10 +59,6 @@ _BUTTON_LOOK = {
     ButtonAction.CLAIM: ("Claim", discord.ButtonStyle.primary),
     ButtonAction.DONE: ("Done", discord.ButtonStyle.success),
     ButtonAction.RELEASE: ("Release", discord.ButtonStyle.secondary),
-}
-_BUTTONS_BY_STATUS = {
-    Status.OPEN: (ButtonAction.CLAIM,),
-    Status.CLAIMED: (ButtonAction.DONE, ButtonAction.RELEASE),
 }
 
 
@@ -185,7 +181,7 @@ def render_embed(request: Request, community_id: str | None = None) -> discord.E
 def render_view(request: Request) -> discord.ui.View:
     """The buttons that fit the request's status (none once it is finished)."""
     view = discord.ui.View(timeout=None)
-    for action in _BUTTONS_BY_STATUS.get(request.status, ()):
+    for action in transitions.buttons(request):
         view.add_item(ReviewButton(action, request.id))
     return view
 

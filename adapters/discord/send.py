@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 CALL_TIMEOUT: Final = 60.0
 CLOUDFLARE_BAN_RETRY: Final = 600.0  # a 429 without Discord's JSON is an IP ban: back off long
 _PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 405, 413})
+# Unknown Channel, Missing Access, Missing Permissions: the channel is gone or closed to the bot.
+# (Not 50007 "cannot send messages to this user": a closed DM is about one person.)
+CHANNEL_LOST_CODES: Final = frozenset({10003, 50001, 50013})
 _UNAUTHORIZED: Final = 401
 _TOO_MANY: Final = 429
 _SERVER: Final = 500
@@ -39,8 +42,12 @@ def _retry_after(exc: discord.HTTPException) -> float | None:
         return None
 
 
-def delivery_error(what: str, exc: Exception) -> DeliveryError:
-    """Map what discord.py or aiohttp raised to the core's DeliveryError (never a token in it)."""
+def delivery_error(what: str, exc: Exception, *, to_channel: bool = False) -> DeliveryError:
+    """Map what discord.py or aiohttp raised to the core's DeliveryError (never a token in it).
+
+    `to_channel`: the call addressed the notice's channel (not a DM), so an answer saying the
+    channel is lost is about that channel.
+    """
     if isinstance(exc, discord.RateLimited):  # longer than max_ratelimit_timeout: not slept on
         return DeliveryError(f"discord {what}: 429", retryable=True, retry_after=exc.retry_after)
     if isinstance(exc, discord.HTTPException):
@@ -57,7 +64,9 @@ def delivery_error(what: str, exc: Exception) -> DeliveryError:
         # 403 50013/50001 (permissions), 404 10003/10008 (channel/message gone), 400 50007
         # (DMs closed), 400 50035 (invalid body): sending the same again cannot work.
         return DeliveryError(
-            message, retryable=status >= _SERVER or status not in _PERMANENT_STATUSES
+            message,
+            retryable=status >= _SERVER or status not in _PERMANENT_STATUSES,
+            channel_lost=to_channel and code in CHANNEL_LOST_CODES,
         )
     if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError | discord.ConnectionClosed):
         return DeliveryError(f"discord {what}: {type(exc).__name__}", retryable=True)
@@ -86,7 +95,9 @@ class DiscordSender:
         except DeliveryError:
             raise
         except (discord.DiscordException, TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise delivery_error(str(notice.kind), exc) from None
+            # Discord sends both DIRECT and EPHEMERAL as DMs (see `_send`): not the channel.
+            to_channel = notice.kind not in (NoticeKind.DIRECT, NoticeKind.EPHEMERAL)
+            raise delivery_error(str(notice.kind), exc, to_channel=to_channel) from None
 
     async def _send(self, notice: Notice) -> str | None:
         nonce = str(notice.id)  # the outbox row id: Discord de-duplicates a resend by it

@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.app_commands import Choice, Range
 
-from bot.commands import VERBS
+from bot.commands import MAX_REVIEWERS, VERBS
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +79,24 @@ class ReviewGroup(app_commands.Group):
         topics="Topics, e.g. python writing",
         note="What you would like feedback on",
         local="Keep the request in this server only",
+        reviewers="How many reviewers you would like (1 to 3)",
     )
-    async def ask(
+    async def ask(  # noqa: PLR0917 - discord.py maps each option to a parameter
         self,
         interaction: Interaction,
         link: Range[str, 1, 2000],
         topics: Range[str, 1, 400] | None = None,
         note: Range[str, 1, 500] | None = None,
         local: bool | None = None,
+        reviewers: Range[int, 1, MAX_REVIEWERS] | None = None,
     ) -> None:
-        options = {"link": link, "topics": topics, "note": note, "local": local}
+        options = {
+            "link": link,
+            "topics": topics,
+            "note": note,
+            "local": local,
+            "reviewers": reviewers,
+        }
         await self._sink.run_command(interaction, "ask", options)
 
     @app_commands.command(name="volunteer", description="Hear about requests on these topics")

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot.commands import MAX_RESPONSE, clean_text
@@ -76,6 +77,19 @@ def parse_slash_command(body: Mapping[str, Any], *, received_at: datetime) -> Co
     )
 
 
+def event_stamp(raw: str) -> Decimal | None:
+    """Slack's `event_ts` ("1700000001.000200") as an exact decimal; None if it is not one.
+
+    Not a float (which rounds the microseconds away) and not the string (where "999.9" sorts
+    after "1000.0").
+    """
+    try:
+        stamp = Decimal(raw)
+    except InvalidOperation:
+        return None
+    return stamp if stamp.is_finite() else None
+
+
 def emoji_name(reaction: str) -> str:
     """`thumbsup::skin-tone-2` -> `thumbsup`: a skin tone does not change what a reaction means."""
     return reaction.split("::", 1)[0].strip(":")
@@ -88,7 +102,8 @@ def parse_reaction(
 
     None for reactions on files, the bot's own reactions, reactions on messages someone else
     wrote, and anything incomplete. The key is the envelope's `event_id`, which Slack keeps
-    across its retries of one event.
+    across its retries of one event; `event_ts` orders one user's reactions, as Slack may
+    deliver them out of order.
     """
     event = _map(body.get("event"))
     added = _REACTION_EVENTS.get(_str(event.get("type")))
@@ -112,6 +127,7 @@ def parse_reaction(
         emoji=emoji,
         added=added,
         received_at=received_at,
+        occurred_at=event_stamp(_str(event.get("event_ts"))),
     )
 
 

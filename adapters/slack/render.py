@@ -19,7 +19,7 @@ from adapters.slack.inbound import (
     RESPONSE_ACTION_ID,
     RESPONSE_BLOCK_ID,
 )
-from bot import texts
+from bot import texts, transitions
 from bot.commands import MAX_RESPONSE
 from bot.model import ButtonAction, Platform, Reply, Request, Status
 
@@ -37,9 +37,10 @@ _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 
 Block = dict[str, Any]
-_BUTTONS: dict[Status, tuple[tuple[ButtonAction, str], ...]] = {
-    Status.OPEN: ((ButtonAction.CLAIM, "Claim"),),
-    Status.CLAIMED: ((ButtonAction.DONE, "Done"), (ButtonAction.RELEASE, "Release")),
+_LABELS: dict[ButtonAction, str] = {
+    ButtonAction.CLAIM: "Claim",
+    ButtonAction.DONE: "Done",
+    ButtonAction.RELEASE: "Release",
 }
 
 
@@ -120,11 +121,15 @@ def _buttons(request: Request) -> list[Block]:
         {
             "type": "button",
             "action_id": ACTION_IDS[action],
-            "text": {"type": "plain_text", "text": label[:BUTTON_TEXT_LIMIT], "emoji": True},
+            "text": {
+                "type": "plain_text",
+                "text": _LABELS[action][:BUTTON_TEXT_LIMIT],
+                "emoji": True,
+            },
             "value": str(request.id),
             **({"style": "primary"} if index == 0 else {}),
         }
-        for index, (action, label) in enumerate(_BUTTONS.get(request.status, ()))
+        for index, action in enumerate(transitions.buttons(request))
     ]
     if not buttons:
         return []
@@ -136,7 +141,8 @@ def render_relay_post(
 ) -> dict[str, Any]:
     """A request in a review channel: `text` (notifications) and `blocks` (what people see).
 
-    Buttons follow the status: Claim when open, Done and Release when claimed, none once it ended.
+    Buttons follow the status: Claim while a slot is free, Done and Release while someone reviews
+    (they act on the presser's own claim), none once it ended.
     People from another community (`community_id` is the workspace the post is in) are named
     with where they are from.
     """

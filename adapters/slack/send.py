@@ -27,6 +27,10 @@ UNAUTHORIZED: Final = frozenset({"invalid_auth", "not_authed", "token_revoked", 
 TRANSIENT: Final = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# The channel is gone or closed to the bot: nothing sent there can work until someone fixes it.
+CHANNEL_LOST: Final = frozenset(
+    {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
+)
 _TOO_MANY_REQUESTS = 429
 _SERVER_ERROR = 500
 
@@ -41,8 +45,12 @@ def _retry_after(headers: Mapping[str, Any]) -> float | None:
         return None
 
 
-def delivery_error(method: str, exc: Exception) -> DeliveryError:
-    """Map what slack_sdk or aiohttp raised to the core's DeliveryError (never a token in it)."""
+def delivery_error(method: str, exc: Exception, *, to_channel: bool = False) -> DeliveryError:
+    """Map what slack_sdk or aiohttp raised to the core's DeliveryError (never a token in it).
+
+    `to_channel`: the call addressed the notice's channel (not a DM), so an answer saying the
+    channel is lost is about that channel.
+    """
     if isinstance(exc, SlackApiError):
         status = exc.response.status_code
         code = str(exc.response.get("error", "") or f"http_{status}")
@@ -54,7 +62,11 @@ def delivery_error(method: str, exc: Exception) -> DeliveryError:
         if code in UNAUTHORIZED:
             # Worth sending again once the token is fixed; the worker stops calling Slack till then.
             return DeliveryError(message, retryable=True, unauthorized=True)
-        return DeliveryError(message, retryable=status >= _SERVER_ERROR or code in TRANSIENT)
+        return DeliveryError(
+            message,
+            retryable=status >= _SERVER_ERROR or code in TRANSIENT,
+            channel_lost=to_channel and code in CHANNEL_LOST,
+        )
     if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError):
         return DeliveryError(f"slack {method}: {type(exc).__name__}", retryable=True)
     return DeliveryError(f"slack {method}: {type(exc).__name__}: {exc}", retryable=False)
@@ -75,7 +87,9 @@ class SlackSender:
             async with asyncio.timeout(self._client.timeout):
                 response = await self._client.api_call(method, json=args)
         except (SlackClientError, TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise delivery_error(method, exc) from None
+            # A DM goes to the user id as channel: its "channel_not_found" is about the user.
+            to_channel = notice.kind is not NoticeKind.DIRECT
+            raise delivery_error(method, exc, to_channel=to_channel) from None
         if notice.kind in (NoticeKind.RELAY_POST, NoticeKind.CHANNEL_TEXT):
             ts = response.get("ts")
             return str(ts) if ts else None

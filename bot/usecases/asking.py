@@ -34,6 +34,7 @@ async def ask(ctx: Context, command: commands.Ask) -> Reply:
         origin_channel_id=ctx.channel_id,
         at=now,
         local=command.local,
+        reviewers=command.reviewers,
     )
     chosen, paused = await choose(ctx, request)
     communities = [
@@ -73,6 +74,10 @@ async def ask(ctx: Context, command: commands.Ask) -> Reply:
         await tx.mark_notified([v.person_id for v in chosen], now, request.id)
     if not request.topics:
         text = texts.ASKED_NO_TOPICS.format(id=request.id, s=texts.plural(len(communities)))
+    elif request.wanted > 1:
+        text = texts.ASKED_SEVERAL.format(
+            id=request.id, wanted=request.wanted, count=len(chosen), s=texts.plural(len(chosen))
+        )
     else:
         text = texts.ASKED.format(id=request.id, count=len(chosen), s=texts.plural(len(chosen)))
     hint = await reciprocity.hint(tx, member, request, now) if rules.reciprocity else ""
@@ -99,7 +104,9 @@ async def choose(
             told.append(effects.direct(volunteer.member, text))
     # The store hands over the best available volunteers in rank's own order; rank applies quiet
     # hours and has the last word. Only if quiet hours left too few of a full batch, fetch more.
-    batch = max(rules.notify_limit, 1) * matching.OVERFETCH
+    # Each slot of a request gets its share of notifications (x2: twice as many).
+    limit = rules.notify_limit * request.wanted
+    batch = max(limit, 1) * matching.OVERFETCH
     while True:
         found = await tx.rank_candidates(
             request.topics,
@@ -114,9 +121,9 @@ async def choose(
             topics=request.topics,
             requester_person_id=request.requester.person_id,
             now=now,
-            limit=rules.notify_limit,
+            limit=limit,
         )
-        if len(chosen) >= rules.notify_limit or len(found) < batch:
+        if len(chosen) >= limit or len(found) < batch:
             return chosen, told
         batch *= matching.OVERFETCH
 

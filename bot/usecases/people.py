@@ -145,4 +145,9 @@ async def setup(ctx: Context, command: commands.Setup) -> Reply:
     await ctx.tx.save_community(community)
     sharing = texts.SHARING_ON if community.share else texts.SHARING_OFF
     done = texts.SETUP_DONE.format(time=community.reminder_time, tz=community.timezone)
-    return Reply(f"{done} {sharing}")
+    # Setting up a channel the bot had lost means someone fixed it: send what was held for it.
+    restored = await ctx.tx.restore_channel(member.platform, ctx.channel_id, ctx.now)
+    if restored is None:
+        return Reply(f"{done} {sharing}")
+    held = texts.SETUP_RESTORED.format(count=restored.parked, s=texts.plural(restored.parked))
+    return Reply(f"{done} {sharing} {held}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import effects, texts
-from bot.model import Reply, Request, Status
+from bot.model import ACTIVE_STATUSES, Reply, Request, Status
 from bot.transitions import Action, Refusal, decide
 from bot.usecases.base import Context, Refused
 
@@ -36,6 +36,8 @@ async def transition(ctx: Context, request_id: int, action: Action, response: st
     )
     if updated is None:
         raise Refused(texts.CHANGED_MEANWHILE.format(id=request_id))
+    if action is Action.DONE and updated.status is not Status.DONE:
+        return Reply(texts.COMPLETED_YOURS.format(id=request_id))  # others still reviewing
     return Reply(_REPLIES[action].format(id=request_id, link=request.link))
 
 
@@ -73,15 +75,15 @@ async def thank(ctx: Context, request: Request) -> Reply:
 async def reaction(ctx: Context, request: Request, emoji: str, *, added: bool) -> Reply:
     """👀 claims (removing it releases your own claim), ✅ by the claimer completes, 🙏 thanks."""
     rules = ctx.rules
-    holds = request.claimer is not None and request.claimer.person_id == ctx.member.person_id
+    holds = request.holds(ctx.member.person_id) and request.status in ACTIVE_STATUSES
     if emoji == rules.claim_emoji:
         if added:
             return await transition(ctx, request.id, Action.CLAIM)
-        if holds and request.status is Status.CLAIMED:
+        if holds:
             return await transition(ctx, request.id, Action.RELEASE)
         return Reply.none()  # taking back a 👀 that never won is not a release
     if emoji == rules.thanks_emoji:
         return await thank(ctx, request) if added else Reply.none()
-    if emoji == rules.done_emoji and added and holds and request.status is Status.CLAIMED:
+    if emoji == rules.done_emoji and added and holds:
         return await transition(ctx, request.id, Action.DONE)
     return Reply.none()

@@ -393,6 +393,62 @@ def test_options_unknown_verb_is_refused() -> None:
     assert "'frobnicate'" in error.message
 
 
+# --- reviewers (x2) ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            f"{LINK} #python x2 check the intro",
+            Ask(LINK, ("python",), "check the intro", reviewers=2),
+            id="x2",
+        ),
+        pytest.param(f"{LINK} X3", Ask(LINK, (), reviewers=3), id="no-topics"),
+        pytest.param(f"{LINK} #python x1", Ask(LINK, ("python",)), id="x1"),
+        pytest.param(
+            f"{LINK} #python x2 intro local",
+            Ask(LINK, ("python",), "intro", local=True, reviewers=2),
+            id="local",
+        ),
+        pytest.param(
+            f"{LINK} #python check x2 speed", Ask(LINK, ("python",), "check x2 speed"), id="in-note"
+        ),
+        pytest.param(f"{LINK} #python x2x", Ask(LINK, ("python",), "x2x"), id="not-a-count"),
+    ],
+)
+def test_reviewers_follow_the_topics(text: str, expected: Command) -> None:
+    """`x2` right after the topics asks for two reviewers; elsewhere it is note text."""
+    assert expected == parse(text)
+
+
+@pytest.mark.parametrize("count", ["x0", "x4", "x10", "x999999999"])
+def test_reviewers_out_of_range_are_refused(count: str) -> None:
+    """Zero or more than three reviewers is refused with one sentence naming the range."""
+    error = parse(f"{LINK} #python {count} intro")
+    assert isinstance(error, UsageError)
+    assert_user_message(error)
+    assert "1 to 3 reviewers" in error.message
+
+
+@pytest.mark.parametrize(
+    ("reviewers", "expected"), [(2, 2), ("3", 3), (1, 1)], ids=["int", "str", "one"]
+)
+def test_options_reviewers(reviewers: int | str, expected: int) -> None:
+    """Discord's `reviewers` option maps to the same parsed request."""
+    assert Ask(LINK, ("python",), reviewers=expected) == parse_options(
+        "ask", {"link": LINK, "topics": "python", "reviewers": reviewers}
+    )
+
+
+@pytest.mark.parametrize("reviewers", [0, 4, "two", ""])
+def test_options_reviewers_out_of_range_are_refused(reviewers: int | str) -> None:
+    """A `reviewers` option outside 1 to 3 is refused like the text form."""
+    assert "1 to 3 reviewers" in refused(
+        parse_options("ask", {"link": LINK, "reviewers": reviewers})
+    )
+
+
 # --- properties -----------------------------------------------------------------------------------
 
 ANY_COMMAND = (*get_args(Command), UsageError)

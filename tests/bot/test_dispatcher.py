@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import timedelta
 
 import pytest
 
+from bot import texts
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher, Rules
 from bot.model import (
@@ -281,3 +283,74 @@ async def test_community_setup_survives_reconnect(dispatcher, store, clock):
         community = await tx.community(Platform.CONSOLE, "local")
     assert community is not None
     assert community.review_channel_id == "reviews"
+
+
+async def test_x2_request_takes_two_reviewers(dispatcher, worker, sender, clock, store):
+    """An x2 request: two claims fill it, a release reopens a slot, each done tells the
+    requester how many are done, and each completed claim counts as one review both ways."""
+
+    async def run(text, who):
+        reply = await dispatcher.handle(command(text, who, clock=clock))
+        await worker.drain()
+        return reply.text
+
+    def dms(to):
+        return [n.text for n in sender.sent if n.kind is NoticeKind.DIRECT and n.user_id == to]
+
+    def post():
+        updates = [
+            n for n in sender.sent if n.kind in (NoticeKind.RELAY_POST, NoticeKind.POST_UPDATE)
+        ]
+        assert updates[-1].request is not None
+        return updates[-1].request
+
+    assert await run("https://example.com/d #python x2 check the intro", "riley") == (
+        "Request #1 is open for 2 reviewers; 0 volunteers notified."
+    )
+    await run("claim 1", "vera")
+    assert post().status is Status.OPEN
+    assert dms("riley")[-1] == (
+        "vera claimed your request #1 (https://example.com/d): 1 of 2 reviewers."
+    )
+    assert "already hold" in await run("claim 1", "vera")
+    await run("claim 1", "sam")
+    assert post().status is Status.CLAIMED
+    assert "claimed by vera, sam" in await run("claim 1", "alex")
+    await run("release 1", "sam")
+    assert [m.user_id for m in post().claimers] == ["vera"]
+    await run("claim 1", "alex")
+    assert await run("done 1 nice intro", "vera") == (
+        "Thank you! Your review of request #1 is marked done."
+    )
+    assert dms("riley")[-1] == (
+        "vera finished reviewing your request #1 (https://example.com/d), 1 of 2 done: nice intro"
+    )
+    assert post().status is Status.CLAIMED
+    assert await run("done 1", "alex") == "Thank you! Request #1 is marked done."
+    assert dms("riley")[-1] == (
+        "alex finished reviewing your request #1 (https://example.com/d): 2 of 2 done."
+    )
+    assert texts.status_text(post()) == "done · ✅ vera, alex · 2 of 2"
+    async with store.transaction() as tx:
+        riley = await tx.member(member("riley"), clock.now())
+        vera = await tx.member(member("vera"), clock.now())
+        assert (await tx.ledger(riley.person_id, clock.now() - timedelta(days=30))).received == 2
+        assert (await tx.ledger(vera.person_id, clock.now() - timedelta(days=30))).given == 1
+
+
+async def test_cancel_of_x2_request_tells_each_claimer(dispatcher, worker, sender, clock):
+    """Cancelling a request two people hold ends both claims and tells each of them."""
+    for text, who in [
+        ("https://example.com/d #python x2", "riley"),
+        ("claim 1", "vera"),
+        ("claim 1", "sam"),
+        ("cancel 1", "riley"),
+    ]:
+        await dispatcher.handle(command(text, who, clock=clock))
+    await worker.drain()
+    told = {
+        n.user_id
+        for n in sender.sent
+        if n.kind is NoticeKind.DIRECT and "was cancelled by the requester" in n.text
+    }
+    assert told == {"vera", "sam"}

@@ -136,6 +136,7 @@ class RecordedRequest:
     status: int | None = None
     response: Any = None
     at: float = field(default_factory=time.monotonic)
+    reset: bool = False  # the fake cut the connection instead of answering (see FaultRule)
 
     def matches(self, match: RequestMatch) -> bool:
         return match(self) if callable(match) else _glob_match(match, self.method, self.path)
@@ -154,7 +155,9 @@ class InteractionCallback:
 class FaultRule:
     """Answer the next ``remaining`` matching requests with ``status`` (after ``delay`` s).
 
-    ``status=None`` only delays and then serves the request normally.
+    ``status=None`` only delays and then serves the request normally. ``reset`` cuts the TCP
+    connection instead of answering (a connection reset): ``"before"`` the request is handled,
+    or ``"after"`` it (Discord did the work; the answer is lost).
     """
 
     method: str
@@ -166,6 +169,7 @@ class FaultRule:
     delay: float = 0.0
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    reset: str | None = None  # "before" | "after"
 
     def matches(self, method: str, path: str) -> bool:
         if self.method not in ("*", method):
@@ -334,6 +338,12 @@ class FakeDiscord:
         self.deleted_message_ids: list[str] = []
         self.modals: dict[str, JSON] = {}
         self.internal_errors: list[Exception] = []
+        # Test controls (see `replay_on_resume`, `fault_policy`, `nonce_ttl`).
+        self._replay_after: int | None = None
+        self.fault_policy: Callable[[str, str], FaultRule | None] | None = None
+        self.nonce_ttl: float | None = None  # seconds; None: a nonce is remembered forever
+        self.nonce_clock: Callable[[], float] = time.monotonic
+        self._nonce_at: dict[tuple[str, str, str], float] = {}
 
         self._messages: dict[str, _StoredMessage] = {}
         self._channel_order: dict[str, list[str]] = {}
@@ -584,6 +594,29 @@ class FakeDiscord:
             f"callback for {interaction_id}",
         )
 
+    async def wait_for_interaction_reply(
+        self,
+        interaction_id: str,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> JSON:
+        """The message that answers an interaction: the type 4 response, or (after a type 5
+        defer) the first follow-up or edit that gave it content; ephemeral ones included."""
+
+        def check() -> JSON | None:
+            record = self._interactions.get(str(interaction_id))
+            if record is None or record.callback is None:
+                return None
+            token = record.payload["token"]
+            for stored in self._messages.values():
+                flags = int(stored.payload.get("flags") or 0)
+                answered = stored.payload.get("content") or stored.payload.get("embeds")
+                if stored.interaction_token == token and not flags & p.FLAG_LOADING and answered:
+                    return self._render(stored)
+            return None
+
+        return await self._wait_until(check, timeout, f"an answer to {interaction_id}")
+
     async def wait_until_connected(self, *, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         await self._wait_until(
             lambda: True if self.connected else None, timeout, "a live gateway session"
@@ -655,7 +688,19 @@ class FakeDiscord:
             if rule.remaining > 0 and rule.matches(method, path):
                 rule.remaining -= 1
                 return rule
+        if self.fault_policy is not None:
+            # Drawn per request by the test (e.g. a seeded share of failures), after armed rules.
+            return self.fault_policy(method, path)
         return None
+
+    def replay_on_resume(self, after_seq: int) -> None:
+        """On the next RESUME, replay every event after ``after_seq`` even if the client saw it.
+
+        Discord replays from the sequence number the client sends; a client whose last
+        acknowledged position lags what it processed gets those events a second time, with the
+        same sequence numbers. This makes the next RESUME do exactly that.
+        """
+        self._replay_after = after_seq
 
     # ------------------------------------------------------------------ REST plumbing
 
@@ -833,10 +878,39 @@ class FakeDiscord:
         if rule is not None:
             if rule.delay:
                 await asyncio.sleep(rule.delay)
+            if rule.reset is not None:
+                response = _no_content()
+                if rule.reset == "after":
+                    response = await self._route(
+                        request,
+                        under_api=under_api,
+                        rel_raw=rel_raw,
+                        body=body,
+                        files=files,
+                        record=record,
+                    )
+                record.reset = True
+                if request.transport is not None:
+                    request.transport.abort()  # no answer at all: a connection reset
+                return response
             if rule.status is not None:
                 response = rule.response()
                 record.response = _response_body(response)
                 return response
+        return await self._route(
+            request, under_api=under_api, rel_raw=rel_raw, body=body, files=files, record=record
+        )
+
+    async def _route(
+        self,
+        request: web.Request,
+        *,
+        under_api: bool,
+        rel_raw: str,
+        body: Any,
+        files: list[tuple[str, str, int, str]],
+        record: RecordedRequest,
+    ) -> web.Response:
         if not under_api:
             return self._answer(record, p.NOT_FOUND, 404)
         path_known = False
@@ -1103,15 +1177,20 @@ class FakeDiscord:
         if error is not None:
             return _json(error, 400)
         nonce = body.get("nonce")
+        key = (channel_id, self.bot.id, str(nonce))
         if nonce is not None and body.get("enforce_nonce"):
-            # Discord dedupes by nonce for a few minutes: the earlier message comes back.
-            key = (channel_id, self.bot.id, str(nonce))
+            # Discord dedupes by nonce "in the past few minutes" (nonce_ttl; None: forever):
+            # the earlier message by the same author comes back, and no new one is created.
             existing = self._messages.get(self._nonces.get(key, ""))
-            if existing is not None:
+            fresh = self.nonce_ttl is None or (
+                self.nonce_clock() - self._nonce_at.get(key, 0.0) <= self.nonce_ttl
+            )
+            if existing is not None and fresh:
                 return _json(self._render(existing))
         stored = await self._store_message(channel_id, self.bot, body, files=call.files)
         if nonce is not None and body.get("enforce_nonce"):
-            self._nonces[(channel_id, self.bot.id, str(nonce))] = stored.payload["id"]
+            self._nonces[key] = stored.payload["id"]
+            self._nonce_at[key] = self.nonce_clock()
         return _json(self._render(stored))
 
     def _message_in(self, channel_id: str, message_id: str) -> _StoredMessage | None:
@@ -1636,6 +1715,8 @@ class FakeDiscord:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await old.close(4000, "Session resumed elsewhere.")
         client_seq = int(data.get("seq") or 0)
+        if self._replay_after is not None:
+            client_seq, self._replay_after = min(client_seq, self._replay_after), None
         async with session.lock:
             conn.session, session.conn = session, conn
             for frame in session.history:

@@ -5,9 +5,8 @@ take no time. Before each round the test arms FakeSlack (`fail_next`, its public
 one entry per call the round will make, chosen at random: a fault, or a harmless 1 µs delay. Each
 call then meets the fate drawn for it, however the round's concurrent calls interleave.
 
-TODO(discord): repeat the storm against FakeDiscord's 429s (global and per-route, `retry_after`
-in the body) once adapters/discord is exercised here: Discord bans at 10,000 invalid answers per
-10 minutes, so the count per 10 minutes matters most there.
+The same faults on Discord (5xx, timeouts, resets, 429 storms global and per route, 401 with
+Slack carrying on) are in test_discord_faults.py.
 """
 
 from __future__ import annotations
@@ -18,9 +17,9 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -35,12 +34,15 @@ from tests.fakes.fake_slack import FakeSlack
 from tests.reliability.conftest import (
     CONSOLE,
     OUTGOING,
+    POST_ID,
     Figures,
     Harness,
     db_path,
+    due_calls,
     posts_by_request,
     query,
     slack_bot,
+    worker_rounds,
 )
 
 FAULT_SHARE = 0.2
@@ -48,62 +50,6 @@ CLIENT_TIMEOUT = 0.25  # seconds; a "timeout" fault answers after TIMEOUT_DELAY
 TIMEOUT_DELAY = 0.5
 TIMEOUT_SHARE = 0.3  # of the faults: the rest are 500, 502 or 503
 _EDITS = (NoticeKind.POST_UPDATE, NoticeKind.TEXT_UPDATE)
-
-
-async def _due_calls(bot: SlackHarness, worker: DeliveryWorker) -> int:
-    """How many Slack calls the worker's next round will make (what `run_once` will send)."""
-    return sum(
-        1
-        for n in await worker.due()
-        if n.platform is Platform.SLACK and not (n.kind in _EDITS and not n.message_id)
-    )
-
-
-def _next_due(path: Path) -> datetime | None:
-    """When the earliest queue head comes due (notices behind a head wait for it, per channel)."""
-    [(due,)] = query(
-        path,
-        "SELECT MIN(next_attempt_at) FROM outbox WHERE id IN "
-        "(SELECT MIN(id) FROM outbox WHERE status = 'pending' GROUP BY order_key)",
-    )
-    return datetime.fromisoformat(due) if due else None
-
-
-async def _rounds(
-    bot: SlackHarness,
-    path: Path,
-    worker: DeliveryWorker,
-    arm: Callable[[int], None],
-    *,
-    until: datetime | None = None,
-    step: timedelta | None = None,
-    max_rounds: int = 5_000,
-) -> int:
-    """Run worker rounds, arming each; jump the clock to the next due notice (or by `step`)."""
-    rounds = 0
-    while rounds < max_rounds:
-        if until is not None and bot.clock.now() >= until:
-            return rounds
-        calls = await _due_calls(bot, worker)
-        arm(calls)
-        sent = await worker.run_once()
-        rounds += 1
-        if sent:
-            continue
-        if step is not None:
-            bot.clock.advance(seconds=step.total_seconds())
-            continue
-        due = _next_due(path)
-        if due is None:
-            return rounds
-        pause = worker.paused_until(Platform.SLACK)  # a platform-wide wait holds every channel
-        if pause is not None and (due <= bot.clock.now() or pause > due):
-            bot.clock.set(pause)
-        elif due > bot.clock.now():
-            bot.clock.set(due)
-        elif not calls:
-            return rounds  # due but not sendable (platform disabled): nothing more will happen
-    raise AssertionError("the outbox did not settle")
 
 
 async def _ask_many(bot: SlackHarness, count: int, *, topic: str = "python") -> None:
@@ -199,7 +145,7 @@ async def test_a_fifth_of_calls_failing_still_delivers_everything(  # noqa: PLR0
         await _ask_many(bot, 300)
         await _claim(bot, range(1, 101))
         started = clock.now()
-        rounds = await _rounds(bot, db_path(tmp_path), bot.core.worker, arm)
+        rounds = await worker_rounds(bot.clock, db_path(tmp_path), bot.core.worker, arm)
         await asyncio.sleep(TIMEOUT_DELAY + 0.1)  # let the late answers land in the fake
         span = clock.now() - started
 
@@ -258,8 +204,14 @@ async def _storm(
             slack.fail_next("*", status=429, retry_after=retry_after, times=calls)
 
     while bot.clock.now() < start + length:
-        await _rounds(
-            bot, path, bot.core.worker, arm, until=bot.clock.now() + STEP, step=STEP, max_rounds=10
+        await worker_rounds(
+            bot.clock,
+            path,
+            bot.core.worker,
+            arm,
+            until=bot.clock.now() + STEP,
+            step=STEP,
+            max_rounds=10,
         )
         at = (bot.clock.now() - start).total_seconds()
         timeline += [(at, c.args["channel"]) for c in slack.calls()[seen:] if c.status == 429]
@@ -281,7 +233,7 @@ async def test_429_storm_is_waited_out_then_the_backlog_drains(
     async with slack_bot(tmp_path, slack, clock, requests_per_hour=1_000) as bot:
         await _storm_backlog(bot)
         timeline = await _storm(bot, db_path(tmp_path), slack, TEN_MINUTES, retry_after)
-        rounds = await _rounds(bot, db_path(tmp_path), bot.core.worker, lambda _: None)
+        rounds = await worker_rounds(bot.clock, db_path(tmp_path), bot.core.worker, lambda _: None)
 
     by_queue: dict[str, list[float]] = {}
     for at, channel in timeline:
@@ -320,7 +272,7 @@ async def test_429_storm_longer_than_the_attempt_budget_loses_nothing(
     async with slack_bot(tmp_path, slack, clock, requests_per_hour=1_000) as bot:
         await _storm_backlog(bot)
         await _storm(bot, db_path(tmp_path), slack, length, retry_after)
-        await _rounds(bot, db_path(tmp_path), bot.core.worker, lambda _: None)
+        await worker_rounds(bot.clock, db_path(tmp_path), bot.core.worker, lambda _: None)
 
     assert _outbox(tmp_path)["dead"] == 0
 
@@ -336,7 +288,8 @@ async def test_revoked_token_stops_slack_calls_and_the_other_platform_carries_on
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """After a few 401s Slack is not called again (logged CRITICAL); console delivery goes on."""
-    # TODO(discord): use FakeDiscord as the platform that carries on once adapters/discord lands.
+    # With FakeDiscord as the platform that carries on (and the other way round):
+    # test_discord_faults.py::test_revoked_token_stops_that_platform_and_the_other_carries_on.
     caplog.set_level(logging.INFO)
     console = RecordingSender()
     async with slack_bot(
@@ -411,7 +364,7 @@ async def test_permanent_channel_error_dead_letters_that_notice_only(
     ) as bot:
         await bot.command("https://example.com/lost #python", ("U0REQ", "req"))
 
-        assert await _due_calls(bot, bot.core.worker) == 1  # only the Slack relay post
+        assert await due_calls(bot.core.worker) == 1  # only the Slack relay post
         slack.fail_next("chat.postMessage", error=error)
         await bot.core.worker.run_once()
         await bot.command("claim 1", ("U0CLM", "claimer"))
@@ -430,15 +383,12 @@ async def test_permanent_channel_error_dead_letters_that_notice_only(
     assert slack.calls("chat.update") == []  # no edit of a post that never was
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="there is no 'degraded channel': every new notice to a channel Slack said is gone "
-    "is tried (and dead-lettered) again, and nobody is told the review channel is broken",
-)
 async def test_a_lost_channel_is_marked_degraded(
-    tmp_path: Path, clock: FakeClock, figures: Figures
+    tmp_path: Path, clock: FakeClock, figures: Figures, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """After channel_not_found the bot stops posting to that channel until it is set up again."""
+    """After channel_not_found the bot stops posting to that channel until it is set up again;
+    then every request held meanwhile is posted, in order."""
+    caplog.set_level(logging.WARNING)
     async with (
         FakeSlack(strict=True) as strict_slack,  # the review channel does not exist
         slack_bot(tmp_path, strict_slack, clock, requests_per_hour=1_000) as bot,
@@ -449,5 +399,30 @@ async def test_a_lost_channel_is_marked_degraded(
             c for c in strict_slack.calls("chat.postMessage") if c.args["channel"] == REVIEW_CHANNEL
         ]
         figures["posts_tried_in_lost_channel"] = len(tried)
+        async with bot.core.store.transaction() as tx:
+            degraded = await tx.degraded_channels()
+
+        strict_slack.add_channel(REVIEW_CHANNEL)  # the bot is let back in
+        strict_slack.add_user("U0ADMIN", name="admin", is_admin=True)
+        setup = await bot.command("setup", ("U0ADMIN", "admin"), channel_id=REVIEW_CHANNEL)
+        await bot.deliver()
+        async with bot.core.store.transaction() as tx:
+            after = await tx.degraded_channels()
 
     assert len(tried) == 1
+    assert [(d.platform, d.channel_id, d.parked) for d in degraded] == [
+        (Platform.SLACK, REVIEW_CHANNEL, 2)
+    ]
+    assert degraded[0].reason == "slack chat.postMessage: channel_not_found (HTTP 200)"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert f"slack channel {REVIEW_CHANNEL}" in errors[0]
+    assert "3 held notices go out now" in setup.json()["text"]
+    assert after == []
+    posted = [
+        int(m.group(1))
+        for c in strict_slack.calls("chat.postMessage")
+        if c.response.get("ok") and (m := POST_ID.match(str(c.args.get("text", ""))))
+    ]
+    assert posted == [1, 2, 3]
+    figures["posts_held_then_posted"] = len(posted)

@@ -219,3 +219,39 @@ async def test_one_post_update_settles_the_edits_queued_before_it(store, clock):
         assert first.message_id == "m1"
         await tx.mark_sent(first, None, clock.now())
         assert await tx.due_notices(clock.now(), 10) == []
+
+
+async def test_fifty_concurrent_claims_on_an_x2_request_have_two_winners(store, clock, tmp_path):
+    """Fifty volunteers claiming a request that wants two reviewers: exactly two claims win,
+    the request is claimed by both, and the stored ranking keys count each claim once."""
+    async with store.transaction() as tx:
+        riley = await tx.member(member("riley"), clock.now())
+        asked = await tx.add_request(
+            link="https://example.com/d",
+            topics=["python"],
+            note="",
+            requester=riley,
+            origin_channel_id="reviews",
+            at=clock.now(),
+            reviewers=2,
+        )
+        for i in range(50):
+            volunteer = await tx.member(member(f"v{i}"), clock.now())
+            await tx.save_volunteer(volunteer, frozenset({"python"}), None)
+
+    async def claim(name: str):
+        async with store.transaction() as tx:
+            actor = await tx.member(member(name), clock.now())
+            return await tx.claim(asked.id, actor, clock.now())
+
+    results = await asyncio.gather(*(claim(f"v{i}") for i in range(50)))
+    assert len([r for r in results if r is not None]) == 2
+    async with store.transaction() as tx:
+        final = await tx.request(asked.id)
+    assert final is not None
+    assert final.status is Status.CLAIMED
+    assert len({m.person_id for m in final.claimers}) == 2
+    db = tmp_path / "test.db"
+    assert _count(db, "SELECT SUM(active_claims) FROM volunteers") == 2
+    assert _count(db, "SELECT SUM(active_claims) FROM volunteer_topics") == 2
+    assert _count(db, "SELECT COUNT(*) FROM claims WHERE status = 'active'") == 2

@@ -172,3 +172,18 @@ def test_replies_are_never_empty_or_too_long() -> None:
     assert render.render_reply(Reply.none()) == texts.NOTHING_CHANGED
     assert len(render.render_reply(Reply("x" * 5000))) == render.CONTENT_LIMIT
     assert render.render_direct("hello") == "hello"
+
+
+def test_two_holders_show_on_the_post_with_claim_still_offered() -> None:
+    """An x2 request with one holder shows them and keeps Claim next to Done and Release;
+    full, it names both holders and offers Done and Release only."""
+    carol = replace(BOB, user_id="103", display_name="carol", person_id=3)
+    half = render.render_relay_post(make_request(wanted=2, claimers=(BOB,)), community_id=GUILD)
+    full = render.render_relay_post(
+        make_request(status=Status.CLAIMED, wanted=2, claimers=(BOB, carol)), community_id=GUILD
+    )
+
+    assert fields(half["embed"])["Status"] == "open · 👀 bob · 1 of 2 reviewers"
+    assert custom_ids(half["view"]) == ["review:claim:7", "review:done:7", "review:release:7"]
+    assert fields(full["embed"])["Status"] == "claimed · 👀 bob, carol · 2 of 2"
+    assert custom_ids(full["view"]) == ["review:done:7", "review:release:7"]

@@ -67,3 +67,24 @@ def test_token_never_appears_in_the_error() -> None:
     mapped = delivery_error("direct", http_error(401))
     assert "401" in str(mapped)
     assert "Bot " not in str(mapped)
+
+
+@pytest.mark.parametrize(
+    ("error", "lost"),
+    [
+        (http_error(403, 50013), True),  # missing permissions
+        (http_error(403, 50001), True),  # missing access
+        (http_error(404, 10003), True),  # unknown channel
+        (http_error(404, 10008), False),  # unknown message: one post, not the channel
+        (http_error(403, 50007), False),  # cannot DM this user
+        (http_error(403, 50005), False),  # cannot edit another user's message
+    ],
+)
+def test_channel_codes_mark_the_channel_lost(error: Exception, lost: bool) -> None:
+    """Unknown Channel, Missing Access and Missing Permissions say the channel is lost."""
+    assert delivery_error("relay_post", error, to_channel=True).channel_lost is lost
+
+
+def test_a_dm_is_never_a_lost_channel() -> None:
+    """The same codes on a DM (or an ephemeral, which Discord gets as a DM) degrade nothing."""
+    assert delivery_error("direct", http_error(403, 50001)).channel_lost is False

@@ -83,10 +83,17 @@ class SlackHarness:
         event_id: str | None = None,
         retry: int | None = None,
         item_user: str = p.BOT_USER_ID,
+        event_ts: str | None = None,
     ) -> Answer:
         kind = "reaction_added" if added else "reaction_removed"
         event = p.reaction_event(
-            kind, user=who[0], reaction=reaction, channel=REVIEW_CHANNEL, ts=ts, item_user=item_user
+            kind,
+            user=who[0],
+            reaction=reaction,
+            channel=REVIEW_CHANNEL,
+            ts=ts,
+            item_user=item_user,
+            event_ts=event_ts,
         )
         body = p.event_callback_body(event, event_id=event_id)
         headers = {} if retry is None else {"X-Slack-Retry-Num": str(retry)}

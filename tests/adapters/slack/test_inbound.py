@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -82,6 +83,28 @@ def test_reaction_removed_is_not_added():
 
     assert parsed is not None
     assert parsed.added is False
+
+
+def test_reaction_carries_event_ts_as_an_exact_decimal():
+    """event_ts orders a user's reactions: kept to the digit, as a Decimal, not a float."""
+    event = p.reaction_event(ts="1700000000.000100", event_ts="1700000001.0000002")
+
+    parsed = inbound.parse_reaction(p.event_callback_payload(event), received_at=AT)
+
+    assert parsed is not None
+    assert parsed.occurred_at == Decimal("1700000001.0000002")
+
+
+@pytest.mark.parametrize("raw", ["", "soon", "NaN", "Infinity"])
+def test_reaction_without_a_usable_event_ts_is_unordered(raw):
+    """A missing or odd event_ts leaves the reaction unordered rather than dropping it."""
+    event = p.reaction_event(ts="1700000000.000100")
+    event["event_ts"] = raw
+
+    parsed = inbound.parse_reaction(p.event_callback_payload(event), received_at=AT)
+
+    assert parsed is not None
+    assert parsed.occurred_at is None
 
 
 def test_reaction_on_a_file_is_ignored():

@@ -226,3 +226,18 @@ def test_done_form_fits_slack_limits_and_round_trips(request_id: int):
         "1700000000.000100",
         "ok",
     )
+
+
+def test_two_holders_show_on_the_post_with_claim_still_offered():
+    """An x2 request with one holder shows them and keeps Claim next to Done and Release;
+    full, it names both holders and offers Done and Release only."""
+    vera, sam = slack_member("U0VERA", "vera"), slack_member("U0SAM", "sam")
+    half = render.render_relay_post(make_request(wanted=2, claimers=(vera,)))
+    full = render.render_relay_post(
+        make_request(status=Status.CLAIMED, wanted=2, claimers=(vera, sam))
+    )
+
+    assert "*Status:* open · 👀 vera · 1 of 2 reviewers" in texts_of(half["blocks"])
+    assert [a for a, _ in buttons(half)] == ["review_claim", "review_done", "review_release"]
+    assert "*Status:* claimed · 👀 vera, sam · 2 of 2" in texts_of(full["blocks"])
+    assert [a for a, _ in buttons(full)] == ["review_done", "review_release"]

@@ -142,6 +142,36 @@ async def test_failures_map_to_delivery_errors(
     assert BOT_TOKEN not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "error", ["channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"]
+)
+@pytest.mark.parametrize(
+    ("kind", "lost"),
+    [(NoticeKind.CHANNEL_TEXT, True), (NoticeKind.EPHEMERAL, True), (NoticeKind.DIRECT, False)],
+)
+async def test_a_lost_channel_is_reported_for_channels_not_dms(
+    slack: FakeSlack, sender: SlackSender, error: str, kind: NoticeKind, lost: bool
+):
+    """Slack saying the channel is gone marks it lost; for a DM (the user id as channel) it is
+    about one person, and degrades nothing."""
+    slack.fail_next("*", error=error)
+
+    with pytest.raises(DeliveryError) as caught:
+        await sender.send(notice(kind, channel_id="C0R", user_id="U0BOB", text="x"))
+
+    assert (caught.value.retryable, caught.value.channel_lost) == (False, lost)
+
+
+async def test_other_permanent_errors_are_not_a_lost_channel(slack: FakeSlack, sender: SlackSender):
+    """A message-level refusal (too long) is not about the channel."""
+    slack.fail_next("*", error="msg_too_long")
+
+    with pytest.raises(DeliveryError) as caught:
+        await sender.send(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="x"))
+
+    assert caught.value.channel_lost is False
+
+
 @pytest.mark.parametrize("error", ["message_not_found", "cant_update_message"])
 async def test_editing_a_missing_message_is_permanent(
     slack: FakeSlack, sender: SlackSender, error: str
