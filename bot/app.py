@@ -25,7 +25,7 @@ from bot.ports import Adapter, Clock, Inbox, Sender, SystemClock
 from bot.reminders import Reminders, SweepReport
 from bot.settings import Settings
 from storage.base import DegradedChannel
-from storage.sqlite import SqliteStore
+from storage.sqlite import MigrationProgress, SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +352,7 @@ async def person_data(
         return data
 
 
-async def upgrade(settings: Settings) -> int:
+async def upgrade(settings: Settings, progress: MigrationProgress | None = None) -> int:
     """`reviewrelay db upgrade`: apply pending migrations; returns the schema version."""
-    async with await SqliteStore.open(settings.database_path) as store:
+    async with await SqliteStore.open(settings.database_path, progress=progress) as store:
         return await store.schema_version()

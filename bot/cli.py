@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from bot import app, logs
 from bot.errors import ConfigError, StoreError
 from bot.reminders import SweepReport
 from bot.settings import Settings, load_settings
+from storage.sqlite import MigrationStep
 
 EXIT_CONFIG = 2
 
@@ -34,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply pending migrations")
+    db.add_argument(
+        "--progress",
+        action="store_true",
+        help="report each migration on stderr even when it is not a terminal",
+    )
     check = sub.add_parser("check", help="validate settings, the store and the platform tokens")
     check.add_argument("--offline", action="store_true", help="do not call Slack or Discord")
     sub.add_parser(
@@ -57,7 +65,10 @@ def _configure_logging(settings: Settings, *, quiet: bool) -> None:
     # The console speaks on stdout; keep log lines to warnings there so the transcript stays clean.
     level = logging.WARNING if quiet else settings.log_level
     logs.configure(
-        level=level, json_lines=settings.log_format == "json", secrets=settings.secrets()
+        level=level,
+        json_lines=settings.log_format == "json",
+        secrets=settings.secrets(),
+        user_text=settings.log_user_text,
     )
 
 
@@ -74,6 +85,41 @@ def _print_checks(rows: list[CheckRow]) -> bool:
 
 def _progress(done: int, total: int) -> None:
     _say(f"\rbackup: {done}/{total} pages", err=True, end="")
+
+
+class MigrationPrinter:
+    """Migration progress on stderr: each start and end, and a line a second while one runs."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self._interval = interval
+        self._last = 0.0
+
+    def __call__(self, step: MigrationStep) -> None:
+        name = f"migration {step.number:04d} ({step.index} of {step.total})"
+        if step.done:
+            line = f"{name}: applied in {step.elapsed:.1f}s, {step.rows:,} row(s) written"
+        elif step.steps == 0:
+            line = f"{name}: applying"
+        elif time.monotonic() - self._last >= self._interval:
+            # SQLite counts rows when a statement ends: inside one long UPDATE only time moves.
+            line = (
+                f"{name}: {step.elapsed:.1f}s, {step.steps:,} SQLite steps, "
+                f"{step.rows:,} row(s) written so far"
+            )
+        else:
+            return
+        self._last = time.monotonic()
+        _say(line, err=True)
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    return bool(args.progress) or sys.stderr.isatty()
+
+
+def _upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    printer = MigrationPrinter() if _show_progress(args) else None
+    _say(f"database at schema version {asyncio.run(app.upgrade(settings, printer))}")
+    return 0
 
 
 def _print_report(report: SweepReport, *, dry_run: bool) -> None:
@@ -113,7 +159,14 @@ def _person(settings: Settings, args: argparse.Namespace) -> int:
         _say(f"reviewrelay: no {args.platform} user {args.user} is stored", err=True)
         return 1
     _say(data)
+    _say(f"{args.command}: {_counts(data)}", err=True)  # stdout stays pure JSON
     return 0
+
+
+def _counts(data: str) -> str:
+    """What an export holds, one count per section: `identities 2, requests 140, ...`."""
+    sections = json.loads(data)
+    return ", ".join(f"{k} {len(v)}" for k, v in sections.items() if isinstance(v, list))
 
 
 def _command(settings: Settings, args: argparse.Namespace) -> int:
@@ -134,7 +187,7 @@ def _command(settings: Settings, args: argparse.Namespace) -> int:
         case "export" | "forget":
             return _person(settings, args)
         case "db":
-            _say(f"database at schema version {asyncio.run(app.upgrade(settings))}")
+            return _upgrade(settings, args)
     return 0
 
 
@@ -148,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         _configure_logging(
             settings,
-            quiet=args.command in ("run", "console", "remind") and app.console_mode(settings),
+            quiet=(args.command in ("run", "console", "remind") and app.console_mode(settings))
+            or (args.command == "db" and _show_progress(args)),  # the printer says it all
         )
         return _command(settings, args)
     except (ConfigError, StoreError) as exc:

@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     requests_per_hour: int = Field(default=10, ge=1)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: Literal["text", "json"] = "text"
+    log_user_text: bool = False  # let links, notes and names into the logs: local debugging only
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for the log redactor."""

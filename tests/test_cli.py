@@ -1,4 +1,5 @@
-"""The operator's commands, run as a real `reviewrelay` process: check, backup, export, forget."""
+"""The operator's commands, run as a real `reviewrelay` process: check, backup, export, forget,
+db upgrade."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import MigrationPrinter
+from storage.sqlite import MigrationStep, migrations
 from tests.process import run_reviewrelay
 
 _run = run_reviewrelay
@@ -62,9 +65,58 @@ def test_export_then_forget_a_person(with_data: Path):
     exported = _run(with_data, "export", "--platform", "console", "--user", "riley")
     assert exported.returncode == 0, exported.stderr
     assert "private words" in exported.stdout
+    assert "export: identities 1, requests 1, reviews 0" in exported.stderr
     forgot = _run(with_data, "forget", "--platform", "console", "--user", "riley")
     assert forgot.returncode == 0, forgot.stderr
     gone = _run(with_data, "export", "--platform", "console", "--user", "riley")
     assert gone.returncode == 1
     with sqlite3.connect(with_data / "reviewrelay.db") as raw:
         assert "private words" not in "\n".join(raw.iterdump())
+
+
+def test_db_upgrade_prints_each_migration_of_an_old_file(tmp_path: Path):
+    """`db upgrade --progress` on a schema-1 file names each migration, its place and its time."""
+    with sqlite3.connect(tmp_path / "reviewrelay.db") as raw:
+        raw.executescript(migrations()[0][1] + "\nPRAGMA user_version = 1;")
+    result = _run(tmp_path, "db", "upgrade", "--progress")
+    assert result.returncode == 0, result.stderr
+    pending = [number for number, _ in migrations()][1:]
+    applied = [line for line in result.stderr.splitlines() if ": applied in " in line]
+    assert [line.split(": applied")[0] for line in applied] == [
+        f"migration {number:04d} ({index} of {len(pending)})"
+        for index, number in enumerate(pending, 1)
+    ]
+    assert all(line.endswith("row(s) written") for line in applied)
+    assert result.stdout.strip() == f"database at schema version {pending[-1]}"
+
+
+def test_db_upgrade_is_quiet_when_not_asked_and_not_a_terminal(tmp_path: Path):
+    """Without --progress and with stderr not a terminal, the migrations leave only log lines."""
+    result = _run(tmp_path, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert ": applying" not in result.stderr
+    assert "applied migration 0001" in result.stderr  # the one INFO line per migration
+
+
+def test_migration_printer_reports_a_long_statement_once_a_second(capsys, monkeypatch):
+    """Reports from inside a long statement print at most one line per interval."""
+    now = [100.0]
+    monkeypatch.setattr("bot.cli.time.monotonic", lambda: now[0])
+    printer = MigrationPrinter(interval=1.0)
+
+    def step(steps: int, *, done: bool = False) -> MigrationStep:
+        return MigrationStep(
+            number=5, index=1, total=2, elapsed=now[0] - 100, rows=7, steps=steps, done=done
+        )
+
+    printer(step(0))
+    for tick in range(1, 26):  # 2.5 s of reports, ten a second
+        now[0] = 100 + tick / 10
+        printer(step(tick * 100_000))
+    printer(step(2_500_000, done=True))
+    assert capsys.readouterr().err.splitlines() == [
+        "migration 0005 (1 of 2): applying",
+        "migration 0005 (1 of 2): 1.0s, 1,000,000 SQLite steps, 7 row(s) written so far",
+        "migration 0005 (1 of 2): 2.0s, 2,000,000 SQLite steps, 7 row(s) written so far",
+        "migration 0005 (1 of 2): applied in 2.5s, 7 row(s) written",
+    ]

@@ -1,14 +1,17 @@
-"""Logging: secrets never reach a log line, context fields ride along, JSON on request."""
+"""Logging: no secret and no user text reaches a log line; context fields ride along; JSON lines."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
+from dataclasses import dataclass
 
 import pytest
 
 from bot import logs
+from bot.model import Platform
 
 
 @pytest.fixture
@@ -48,3 +51,118 @@ def test_bound_context_is_in_every_json_line(captured):
         logging.getLogger("test").info("handled")
     line = json.loads(captured.getvalue().splitlines()[-1])
     assert (line["message"], line["platform"], line["event_key"]) == ("handled", "slack", "Ev1")
+
+
+def _messages(stream) -> list[str]:
+    return [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+
+
+def test_library_payload_keeps_keys_ids_and_codes_but_not_text(captured):
+    """A library's DEBUG payload keeps keys, ids and error codes; text values become [text]."""
+    body = {
+        "ok": False,
+        "error": "channel_not_found",
+        "channel": "C0REVIEW",
+        "ts": "1700000000.000100",
+        "text": "Review https://example.com/SECRETDRAFT-123",
+        "user": {"id": "U0ZARA", "name": "zara", "profile": {"display_name": "Zara Z"}},
+        "headers": {"x-slack-req-id": "3b0f7c1e", "retry-after": "30"},
+    }
+    logging.getLogger("slack_sdk.web.async_base_client").debug(f"Received: 200, body: {body}")
+    (message,) = _messages(captured)
+    assert "SECRETDRAFT" not in message
+    assert "zara" not in message
+    assert "Zara" not in message
+    for kept in ("'error': 'channel_not_found'", "'channel': 'C0REVIEW'", "'id': 'U0ZARA'"):
+        assert kept in message
+    assert "'ts': '1700000000.000100'" in message
+    assert "'x-slack-req-id': '3b0f7c1e'" in message
+    assert "'text': '[text]'" in message
+
+
+def test_discord_json_arguments_are_hidden(captured):
+    """discord.py's DEBUG lines (a JSON body as an argument, a gateway dict) keep ids only."""
+    log = logging.getLogger("discord.http")
+    body = json.dumps({"content": "it's https://example.com/x", "allowed_mentions": {"parse": []}})
+    log.debug("%s %s with %s has returned %s", "POST", "/channels/123/messages", body, 200)
+    event = {"t": "INTERACTION_CREATE", "d": {"id": "1190", "data": {"value": "my note"}}}
+    logging.getLogger("discord.gateway").debug("For Shard ID %s: WebSocket Event: %s", None, event)
+    http, gateway = _messages(captured)
+    assert "example.com" not in http
+    assert http.startswith("POST /channels/123/messages with {")
+    assert http.endswith("has returned 200")
+    assert "my note" not in gateway
+    assert "'t': 'INTERACTION_CREATE'" in gateway
+    assert "'id': '1190'" in gateway
+
+
+def test_sql_statements_are_shown_without_their_parameters(captured):
+    """aiosqlite's DEBUG lines keep the statement and drop the values bound to it."""
+    call = functools.partial(
+        print, "INSERT INTO requests (link, note) VALUES (?, ?)", ("https://x.example/d", "note")
+    )
+    logging.getLogger("aiosqlite").debug("executing %s", call)
+    assert _messages(captured) == [
+        "executing print INSERT INTO requests (link, note) VALUES (?, ?)"
+    ]
+
+
+@dataclass(frozen=True)
+class _Notice:
+    id: int
+    text: str
+
+
+def test_own_lines_show_objects_by_type_and_hide_debug_text(captured):
+    """Our objects appear by type name; at DEBUG, a string argument that is not one word is text."""
+    log = logging.getLogger("bot.delivery")
+    notice = _Notice(7, "zz-private-note-zz")
+    log.debug("sending %s", notice)
+    log.debug(notice)
+    log.debug("note %s for %s (%s)", "zz private note", "slack:Ev1", Platform.SLACK)
+    log.debug("link %s", "https://example.com/SECRETDRAFT-123")
+    assert _messages(captured) == [
+        "sending [_Notice]",
+        "[_Notice]",
+        "note [text] for slack:Ev1 (slack)",
+        "link [text]",
+    ]
+
+
+def test_own_operational_lines_stay_readable(captured):
+    """Our INFO and WARNING lines keep their numbers, codes, reasons and exception texts."""
+    log = logging.getLogger("bot.delivery")
+    log.warning(
+        "notice %s (%s to %s %s) dead-lettered: %s",
+        5,
+        "direct",
+        Platform.SLACK,
+        "U0ZARA",
+        "slack chat.postMessage: channel_not_found (HTTP 200)",
+    )
+    log.warning("failed: %s", ValueError("The server responded with: {'error': 'not_authed'}"))
+    assert _messages(captured) == [
+        "notice 5 (direct to slack U0ZARA) dead-lettered: "
+        "slack chat.postMessage: channel_not_found (HTTP 200)",
+        "failed: The server responded with: {'error': 'not_authed'}",
+    ]
+
+
+def test_log_user_text_lets_text_through_but_not_secrets():
+    """With LOG_USER_TEXT=true the payloads are logged whole; secrets are still redacted."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    logs.configure(
+        level="DEBUG", json_lines=True, secrets=["s3cr3t-signing"], stream=stream, user_text=True
+    )
+    try:
+        body = {"text": "zz-private-note-zz", "token": "s3cr3t-signing"}
+        logging.getLogger("slack_sdk").debug("body: %s", body)
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+    assert _messages(stream) == ["body: {'text': 'zz-private-note-zz', 'token': '[redacted]'}"]
