@@ -5,8 +5,8 @@ sends for them (with "escape channels, users, and links" on, Slack turns `@chann
 `<!channel>` and escapes `&`, `<`, `>` it did not produce). Used by test_hostile_input.py through
 the real Slack app and by the hypothesis fuzz through Dispatcher.handle.
 
-TODO(discord): the same corpus through FakeDiscord, checking `allowed_mentions` on every
-message, edit and interaction response (design §9), once adapters/discord is tested here.
+test_discord_hostile_input.py sends the same corpus through FakeDiscord's `/review ask`, checking
+`allowed_mentions` on every message, edit and interaction response (design §9).
 """
 
 from __future__ import annotations

@@ -188,7 +188,7 @@ async def test_bad_link_field_is_refused_and_writes_nothing(
     tmp_path: Path, clock: FakeClock, link: str, why: str
 ) -> None:
     """A link option with spaces around or inside it is refused (options: Discord's shape)."""
-    # TODO(discord): send these through FakeDiscord's /review ask link:... once it is wired here.
+    # Through FakeDiscord's /review ask link:... too: test_discord_hostile_input.py.
     store = await SqliteStore.open(tmp_path / "relay.db")
     try:
         dispatcher = Dispatcher(store=store, clock=clock, rules=Rules(), platforms=[])
