@@ -21,9 +21,10 @@ Policies, each notifying 3 volunteers per request (`Rules.notify_limit`):
 - load balancing: the 3 eligible with the fewest claims in 30 days (ties at random);
 - ours: the bot's own `bot.usecases.asking.choose` (auto-pause after 3 ignored notifications,
   then `bot.matching.rank`) over an in-memory transaction, with the digest and list in
-  `bot.reciprocity.queue_order` order: age only (RECIPROCITY=off), or givers first (soft);
-- two what-ifs of ours (soft): a notification of a request someone else claimed first does not
-  count as ignored; and no auto-pause at all.
+  `bot.reciprocity.queue_order` order: age only (RECIPROCITY=off), or givers first (soft). As the
+  store does (migration 0008), a notification of a request someone else claimed does not count
+  as ignored;
+- a what-if of ours (soft): no auto-pause at all.
 Eligible, for every policy: `bot.matching.is_eligible` (shares a topic, not the requester, not
 paused, under capacity, not in quiet hours). Auto-paused volunteers resume after ~2 days with
 half their answer probability; the others stay paused.
@@ -79,7 +80,6 @@ POLICIES = (
     "load balancing",
     "ours, RECIPROCITY=off",
     "ours, RECIPROCITY=soft",
-    "what-if: ours, soft, taken = not ignored",
     "what-if: ours, soft, no auto-pause",
 )
 NEVER = 10**9  # an auto-pause threshold no streak reaches
@@ -317,11 +317,10 @@ class Simulation:
         self.violations: list[str] = []
         self.soft = policy in POLICIES[3:]
         self.ours = policy in POLICIES[2:]
-        # What-if: a notification of a request someone else claimed first stops counting as
-        # ignored. The bot counts it (only the claimer's streak resets), which can pause
-        # volunteers who answered but came second.
-        self.forgive = policy == POLICIES[4]
-        self.rules = Rules(auto_pause_after=NEVER) if policy == POLICIES[5] else RULES
+        # As the store's trigger (migration 0008): a notification of a request someone else
+        # claimed stops counting as ignored.
+        self.forgive = self.ours
+        self.rules = Rules(auto_pause_after=NEVER) if policy == POLICIES[4] else RULES
         for t, pid in arrivals:
             self._at(t, Event.ASK, pid)
         last = arrivals[-1][0] if arrivals else 0.0
@@ -694,11 +693,9 @@ def table(size: Size = FULL, seed: int = 9) -> Table:
         "only `RECIPROCITY=soft` moves them behind the others in the digest and the list.",
         "reading: `rank` orders by fewest open claims, then claims in 30 days, then least "
         "recently notified, so it notifies those who claim least, here those who answer least; "
-        "auto-pause is what stops that, but the bot counts a notification as ignored even when "
-        "someone else claimed first (only the claimer's streak resets), so responsive "
-        "volunteers are paused too; paused volunteers resume here with half their answer "
-        "probability. The two what-if rows change only that (a simulated store rule) or turn "
-        "auto-pause off (`Rules.auto_pause_after`).",
+        "auto-pause is what stops that (a notification of a request someone else claimed does "
+        "not count as ignored); paused volunteers resume here with half their answer "
+        "probability. The what-if row turns auto-pause off (`Rules.auto_pause_after`).",
         "the 24 h share rewards claiming young requests: soft reciprocity puts takers' older "
         "requests behind newer ones, so part of its gain in the total is that shift; read the "
         "givers' / takers' split. Expired = never claimed in 14 days.",

@@ -55,7 +55,7 @@ def test_only_the_bots_policy_auto_pauses(outcomes):
     least three times."""
     for policy, outcome in outcomes.items():
         paused = [p for p in outcome.people if p.auto_paused]
-        if policy in community.POLICIES[:2] or policy == community.POLICIES[5]:
+        if policy in community.POLICIES[:2] or policy == community.POLICIES[4]:
             assert paused == []
         assert all(p.notified >= 3 for p in paused)
     assert any(p.auto_paused for p in outcomes[community.POLICIES[2]].people)

@@ -278,3 +278,32 @@ async def test_list_and_digest_show_givers_requests_first(dispatcher, worker, se
     await worker.drain()
     [digest] = [n for n in sender.sent if n.kind is NoticeKind.CHANNEL_TEXT]
     assert [newcomer, taker] == ids(digest.text)
+
+
+async def test_a_request_someone_else_took_was_not_ignored(store, clock, worker, sender):
+    """Notified of three requests that others claimed at once, a volunteer is not paused; three
+    that nobody took in time are ignored ones."""
+    from tests.conftest import COMMUNITY
+
+    dispatcher = Dispatcher(
+        store=store, clock=clock, rules=Rules(notify_limit=2), platforms=[Platform.CONSOLE]
+    )
+    await dispatcher.connect_community(COMMUNITY)
+    await _say(dispatcher, clock, "volunteer python", "vera")
+    await _say(dispatcher, clock, "volunteer python", "sam")
+    for i in range(4):  # vera and sam both hear of each; sam takes each one
+        opened = await _say(dispatcher, clock, f"https://example.com/{i} #python", "riley")
+        assert opened.endswith("2 volunteers notified.")
+        await _say(dispatcher, clock, f"claim {i + 1}", "sam")
+        await _say(dispatcher, clock, f"done {i + 1}", "sam")
+        clock.advance(minutes=2)
+    await _say(dispatcher, clock, "https://example.com/cancelled #python", "riley")
+    await _say(dispatcher, clock, "cancel 5", "riley")
+    for i in range(3):  # nobody takes these: vera and sam ignore three in a row
+        await _say(dispatcher, clock, f"https://example.com/open{i} #python", "riley")
+    last = await _say(dispatcher, clock, "https://example.com/late #python", "riley")
+    assert last.endswith("0 volunteers notified.")
+    await worker.drain()
+    paused = [t for t in _dms(sender, "vera") if "notifications are paused" in t]
+    assert len(paused) == 1
+    assert "the last 3 requests" in paused[0]
