@@ -64,6 +64,7 @@ class DeliveryWorker:
         self._probing: set[Platform] = set()
         self._busy: Counter[Platform] = Counter()  # sends in flight per platform
         self._unauthorized: Counter[Platform] = Counter()
+        self._storms: Counter[Platform] = Counter()  # platform-wide limits in a row
         self.stats: Counter[tuple[Platform, str]] = Counter()  # (platform, result) -> count
 
     def wake(self) -> None:
@@ -194,6 +195,7 @@ class DeliveryWorker:
             await self._failed(notice, DeliveryError(repr(exc), retryable=True))
             return
         self._unauthorized[notice.platform] = 0
+        self._storms[notice.platform] = 0
         self._probing.discard(notice.platform)  # it got through: the others may follow
         async with self._store.transaction() as tx:
             await tx.mark_sent(notice, message_id, self._clock.now())
@@ -217,6 +219,12 @@ class DeliveryWorker:
             await self._dead(notice, f"gave up after {MAX_ATTEMPTS} attempts: {exc}")
             return
         delay = self._backoff(notice.attempts, exc.retry_after)
+        if exc.platform_wide:
+            # Limited again right after the wait it asked for (the probe was refused): wait
+            # longer each time. An SDK that retries short waits itself (discord.py, 5 tries)
+            # spends several invalid answers per probe, so probes must thin out in a storm.
+            delay = min(MAX_DELAY, delay * 2 ** self._storms[notice.platform])
+            self._storms[notice.platform] += 1
         log.info(
             "notice %s to %s failed (%s); retrying in %.1fs", notice.id, notice.platform, exc, delay
         )

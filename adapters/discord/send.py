@@ -49,7 +49,14 @@ def delivery_error(what: str, exc: Exception, *, to_channel: bool = False) -> De
     channel is lost is about that channel.
     """
     if isinstance(exc, discord.RateLimited):  # longer than max_ratelimit_timeout: not slept on
-        return DeliveryError(f"discord {what}: 429", retryable=True, retry_after=exc.retry_after)
+        # A wait this long is a limit on us, not on one channel: every queue that tried on its
+        # own would collect its own invalid answers (Discord bans at 10,000 in 10 minutes).
+        return DeliveryError(
+            f"discord {what}: 429",
+            retryable=True,
+            retry_after=exc.retry_after,
+            platform_wide=True,
+        )
     if isinstance(exc, discord.HTTPException):
         status, code = exc.status, exc.code
         message = f"discord {what}: HTTP {status} code {code}: {exc.text[:200]}"

@@ -194,3 +194,34 @@ async def test_a_platform_wide_limit_pauses_every_channel_of_that_platform(
     clock.advance(seconds=11)
     await worker.drain()
     assert sorted(n.text for n in sender.sent) == ["0", "1", "2", "3"]
+
+
+async def test_a_platform_still_limiting_after_its_wait_gets_longer_pauses(
+    store, clock, worker, sender
+):
+    """The probe after a platform-wide wait is refused again: the next pause doubles (10 s, then
+    20 s, then 40 s); one notice getting through ends the storm."""
+    await _enqueue(store, clock, _text("c0", "0"))
+    for _ in range(3):
+        sender.failures.append(
+            DeliveryError("global 429", retryable=True, retry_after=10, platform_wide=True)
+        )
+    pauses = []
+    for _ in range(3):
+        await worker.drain()
+        until = worker.paused_until(Platform.CONSOLE)
+        assert until is not None
+        pauses.append((until - clock.now()).total_seconds())
+        clock.advance(seconds=pauses[-1] + 1)
+    for pause, base in zip(pauses, (10, 20, 40), strict=True):
+        assert base <= pause <= base * 1.11  # the platform's wait, doubled, plus jitter
+    await worker.drain()
+    assert [n.text for n in sender.sent] == ["0"]
+    sender.failures.append(
+        DeliveryError("global 429", retryable=True, retry_after=10, platform_wide=True)
+    )
+    await _enqueue(store, clock, _text("c1", "1"))
+    await worker.drain()
+    until = worker.paused_until(Platform.CONSOLE)
+    assert until is not None
+    assert 10 <= (until - clock.now()).total_seconds() <= 11.1  # a new storm starts over

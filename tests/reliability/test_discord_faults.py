@@ -354,12 +354,6 @@ async def test_discord_429_storm_is_waited_out_then_the_backlog_drains(
     assert found["per_10_min"] < FAR_BELOW_BAN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F8: a Discord 429 longer than discord.py sleeps on (30 s) reaches the sender as "
-    "discord.RateLimited, which delivery_error maps to a retry of that queue only (not "
-    "platform_wide, even for a global limit): 11 queues x 10 = 110 invalid answers in 10 minutes",
-)
 @pytest.mark.parametrize("storm", [s for s, (after, _) in STORMS.items() if after > 30])
 async def test_discord_429_storm_costs_under_100_invalid_answers_per_10_minutes(
     tmp_path: Path,
