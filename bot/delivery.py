@@ -76,9 +76,8 @@ class DeliveryWorker:
 
     async def _due(self, limit: int, skip: Collection[int] = ()) -> list[Notice]:
         async with self._store.transaction() as tx:
-            lost = {(d.platform, d.channel_id) for d in await tx.degraded_channels()}
-            # A degraded channel holds back one queue head at most: ask for that many more.
-            notices = await tx.due_notices(self._clock.now(), limit + len(lost))
+            # Not the notices of degraded channels: they are parked until set up again.
+            notices = await tx.due_notices(self._clock.now(), limit)
         return self._one_probe_each(
             [
                 n
@@ -87,8 +86,7 @@ class DeliveryWorker:
                 and n.platform in self._senders
                 and not self.disabled(n.platform)
                 and not self._paused(n.platform)
-                and (n.platform, n.channel_id) not in lost  # parked until set up again
-            ][:limit]
+            ]
         )
 
     def _one_probe_each(self, ready: list[Notice]) -> list[Notice]:

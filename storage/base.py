@@ -261,7 +261,8 @@ class Transaction(Protocol):
         ...
 
     async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
-        """Pending notices ready to send: the oldest of each channel, so order holds per channel."""
+        """Pending notices ready to send: the oldest of each channel, so order holds per channel;
+        none of a degraded channel (parked until it is set up again)."""
         ...
 
     async def mark_sent(self, notice: Notice, message_id: str | None, at: datetime) -> None: ...

@@ -961,7 +961,7 @@ class SqliteTransaction:
         rows = await self._rows(
             "SELECT o.* FROM outbox o WHERE o.id IN (SELECT MIN(id) FROM outbox "
             "WHERE status = 'pending' GROUP BY order_key) AND o.next_attempt_at <= ? "
-            "ORDER BY o.id LIMIT ?",
+            f"AND NOT {self._PARKED} ORDER BY o.id LIMIT ?",
             (_ts(now), limit),
         )
         return [await self._row_to_notice(r) for r in rows]
