@@ -55,21 +55,25 @@ async def snooze(ctx: Context, request_id: int) -> Reply:
 
 
 async def thank(ctx: Context, request: Request) -> Reply:
-    """The requester's 🙏 on a done post thanks the reviewer (once per request)."""
-    reviewer, member = request.claimer, ctx.member
-    if (
-        request.status is not Status.DONE
-        or reviewer is None
-        or request.requester.person_id != member.person_id
-    ):
+    """The requester's 🙏 on a done post thanks each reviewer who finished (once per reviewer)."""
+    member = ctx.member
+    if request.status is not Status.DONE or request.requester.person_id != member.person_id:
         return Reply.none()
-    if not await ctx.tx.add_thanks(request.id, member.person_id, reviewer.person_id, ctx.now):
+    reviewers = [m for m in request.claimers if m.person_id in request.finished]
+    if not reviewers and request.claimer is not None:
+        reviewers = [request.claimer]
+    thanked = []
+    for reviewer in reviewers:
+        if not await ctx.tx.add_thanks(request.id, member.person_id, reviewer.person_id, ctx.now):
+            continue
+        thanked.append(reviewer)
+        if reviewer.platform in ctx.platforms:
+            viewer = (reviewer.platform, reviewer.community_id)
+            text = texts.THANKED.format(name=texts.who(member, viewer), id=request.id)
+            await ctx.tx.enqueue([effects.direct(reviewer, text)], ctx.now)
+    if not thanked:
         return Reply.none()
-    if reviewer.platform in ctx.platforms:
-        viewer = (reviewer.platform, reviewer.community_id)
-        text = texts.THANKED.format(name=texts.who(member, viewer), id=request.id)
-        await ctx.tx.enqueue([effects.direct(reviewer, text)], ctx.now)
-    return Reply(texts.THANKS_SENT.format(name=texts.who(reviewer)))
+    return Reply(texts.THANKS_SENT.format(name=texts.names(thanked)))
 
 
 async def reaction(ctx: Context, request: Request, emoji: str, *, added: bool) -> Reply:

@@ -307,3 +307,20 @@ async def test_a_request_someone_else_took_was_not_ignored(store, clock, worker,
     paused = [t for t in _dms(sender, "vera") if "notifications are paused" in t]
     assert len(paused) == 1
     assert "the last 3 requests" in paused[0]
+
+
+async def test_thanks_on_an_x2_request_reach_each_reviewer_once(dispatcher, worker, sender, clock):
+    """🙏 on a request two people reviewed thanks both; a second 🙏 thanks nobody again."""
+    await _say(dispatcher, clock, "https://example.com/a #python x2", "riley")
+    await worker.drain()  # the relay post becomes message m1
+    for reviewer in ("vera", "sam"):
+        await _say(dispatcher, clock, "claim 1", reviewer)
+    for reviewer in ("vera", "sam"):
+        await _say(dispatcher, clock, "done 1", reviewer)
+    thanks = await dispatcher.handle(reaction("m1", "pray", "riley", at=clock.now()))
+    assert thanks.text == "Thanks sent to vera, sam."
+    assert not await dispatcher.handle(reaction("m1", "pray", "riley", at=clock.now()))
+    await worker.drain()
+    for reviewer in ("vera", "sam"):
+        assert _dms(sender, reviewer)[-1:] == ["riley thanked you for reviewing request #1."]
+        assert _dms(sender, reviewer).count("riley thanked you for reviewing request #1.") == 1
