@@ -34,6 +34,8 @@ _TOKEN_SHAPES = re.compile(
     r"xox[abposr]-[0-9A-Za-z-]{6,}|xapp-[0-9A-Za-z-]{6,}"
     r"|[MNO][A-Za-z\d_-]{23,25}\.[A-Za-z\d_-]{6}\.[A-Za-z\d_-]{27,}"
 )
+# Discord puts interaction and webhook tokens (credentials to answer, for 15 minutes) in the path.
+_URL_TOKENS = re.compile(r"(/(?:interactions|webhooks)/\d+/)[^/\s'\"?]+")
 REDACTED = "[redacted]"
 USER_TEXT = "[text]"
 
@@ -152,6 +154,7 @@ class Redactor(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
+        text = _URL_TOKENS.sub(rf"\g<1>{REDACTED}", text)
         return _TOKEN_SHAPES.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -30,6 +30,19 @@ def captured():
         root.setLevel(saved[1])
 
 
+def test_interaction_tokens_in_discord_urls_are_redacted(captured):
+    """discord.py logs the callback URL at DEBUG; the token in its path answers for anyone."""
+    logging.getLogger("discord.http").warning(
+        "POST https://discord.com/api/v10/interactions/1180000000000000001/aW50ZXJhY3Rpb246MTE4/"
+        "callback with None has returned 204; PATCH /webhooks/1180000000000000002/"
+        "aW50ZXJhY3Rpb246MTE5?wait=true"
+    )
+    text = captured.getvalue()
+    assert "aW50ZXJhY3Rpb246" not in text
+    assert "/interactions/1180000000000000001/[redacted]/callback" in text
+    assert "/webhooks/1180000000000000002/[redacted]?wait=true" in text
+
+
 def test_secrets_and_token_shapes_are_redacted(captured):
     """Configured secrets and anything shaped like a Slack or Discord token are replaced."""
     log = logging.getLogger("test")
