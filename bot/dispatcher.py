@@ -38,6 +38,8 @@ __all__ = ["Dispatcher", "Rules"]
 
 log = logging.getLogger(__name__)
 
+OPEN_POSTS_PAGE = 200  # posts per transaction when an adapter walks the open ones
+
 _BUTTON_ACTIONS = {
     ButtonAction.CLAIM: Action.CLAIM,
     ButtonAction.RELEASE: Action.RELEASE,
@@ -104,10 +106,11 @@ class Dispatcher:
         self._on_enqueue()
         return reply
 
-    async def open_posts(self, platform: Platform) -> list[OpenPost]:
-        """Delivered relay posts of active requests on `platform`, for an adapter's reconcile."""
+    async def open_posts(self, platform: Platform, *, before: int | None = None) -> list[OpenPost]:
+        """Delivered relay posts of active requests on `platform`, newest first, a page at a time
+        (those of requests older than `before`), for an adapter's reconcile."""
         async with self._store.transaction() as tx:
-            return await tx.open_posts(platform)
+            return await tx.open_posts(platform, before=before, limit=OPEN_POSTS_PAGE)
 
     async def connect_community(self, community: Community) -> None:
         """Register a community an adapter serves, keeping any review channel set up before."""

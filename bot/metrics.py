@@ -124,7 +124,7 @@ class TimedInbox:
     async def connect_community(self, community: Community) -> None:
         await self._inbox.connect_community(community)
 
-    async def open_posts(self, platform: Platform) -> list[OpenPost]:
+    async def open_posts(self, platform: Platform, *, before: int | None = None) -> list[OpenPost]:
         """Pass-through for adapters that reconcile missed reactions (Discord)."""
         inner = getattr(self._inbox, "open_posts", None)
-        return list(await inner(platform)) if inner is not None else []
+        return list(await inner(platform, before=before)) if inner is not None else []

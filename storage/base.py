@@ -256,8 +256,11 @@ class Transaction(Protocol):
         """Where the request was (or is being) posted."""
         ...
 
-    async def open_posts(self, platform: Platform, limit: int = 200) -> list[OpenPost]:
-        """Delivered relay posts on `platform` of open or claimed requests, oldest first."""
+    async def open_posts(
+        self, platform: Platform, *, before: int | None = None, limit: int = 200
+    ) -> list[OpenPost]:
+        """Delivered relay posts on `platform` of open or claimed requests, newest first: a page
+        of `limit`, of requests older than request id `before` when given."""
         ...
 
     async def due_notices(self, now: datetime, limit: int) -> list[Notice]:

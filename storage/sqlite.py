@@ -937,13 +937,15 @@ class SqliteTransaction:
             RelayTarget(Platform(r["platform"]), r["community_id"], r["channel_id"]) for r in rows
         ]
 
-    async def open_posts(self, platform: Platform, limit: int = 200) -> list[OpenPost]:
+    async def open_posts(
+        self, platform: Platform, *, before: int | None = None, limit: int = 200
+    ) -> list[OpenPost]:
         rows = await self._rows(
             "SELECT p.request_id, p.community_id, p.channel_id, p.message_id, r.status, "
             "r.updated_at FROM relay_posts p JOIN requests r ON r.id = p.request_id "
-            "WHERE p.platform = ? AND r.status IN ('open', 'claimed') "
-            "ORDER BY p.request_id LIMIT ?",
-            (platform, limit),
+            "WHERE p.platform = ? AND r.status IN ('open', 'claimed') AND p.request_id < ? "
+            "ORDER BY p.request_id DESC LIMIT ?",
+            (platform, before if before is not None else 2**63 - 1, limit),
         )
         return [
             OpenPost(

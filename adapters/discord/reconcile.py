@@ -19,7 +19,7 @@ the emoji and the request's `updated_at`: a second reconcile of an unchanged req
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -39,7 +39,9 @@ MAX_REACTORS = 100  # one page of the users endpoint per emoji and post
 class OpenPosts(Protocol):
     """What reconcile needs from the core besides `Inbox.handle`: the posts still in play."""
 
-    async def open_posts(self, platform: Platform) -> Sequence[OpenPost]: ...
+    async def open_posts(
+        self, platform: Platform, *, before: int | None = None
+    ) -> Sequence[OpenPost]: ...
 
 
 class ReconcilingInbox(Inbox, OpenPosts, Protocol):
@@ -91,6 +93,16 @@ async def read_reactors(message: discord.Message, wanted: set[str]) -> dict[str,
     return found
 
 
+async def _every_open_post(inbox: OpenPosts) -> AsyncIterator[OpenPost]:
+    """All open posts, a page at a time: newest first, because a reaction made while the bot was
+    away is likeliest on a recent post, and a rate limit may end the walk early."""
+    before = None
+    while page := await inbox.open_posts(Platform.DISCORD, before=before):
+        for post in page:
+            yield post
+        before = page[-1].request_id
+
+
 async def reconcile(
     client: discord.Client,
     inbox: ReconcilingInbox,
@@ -99,9 +111,9 @@ async def reconcile(
     done_emoji: str,
     now: datetime,
 ) -> int:
-    """Re-read every open post once; returns how many reaction events were fed to the core."""
+    """Re-read every open post once, newest first; returns how many reaction events were fed."""
     fed = 0
-    for post in await inbox.open_posts(Platform.DISCORD):
+    async for post in _every_open_post(inbox):
         channel = client.get_partial_messageable(int(post.channel_id))
         try:
             message = await channel.fetch_message(int(post.message_id))

@@ -57,8 +57,10 @@ class RecordingInbox:
     async def connect_community(self, community: Community) -> None:
         await self._dispatcher.connect_community(community)
 
-    async def open_posts(self, platform: Platform) -> Sequence[OpenPost]:
-        return await self._dispatcher.open_posts(platform)
+    async def open_posts(
+        self, platform: Platform, *, before: int | None = None
+    ) -> Sequence[OpenPost]:
+        return await self._dispatcher.open_posts(platform, before=before)
 
     async def wait_for(self, check: Callable[[list[tuple[InboundEvent, Reply]]], bool]) -> None:
         async with asyncio.timeout(5.0), self._changed:

@@ -11,6 +11,7 @@ import discord.http
 import pytest
 
 from adapters.http import HttpServer
+from bot import dispatcher as dispatcher_module
 from bot.app import build_core, serve
 from bot.errors import ConfigError
 from bot.model import Platform
@@ -125,6 +126,34 @@ async def test_restart_reconciles_reaction_made_while_down(
         await bot.adapter.client.reconciling  # claimed now: the 👀 is not fed again
         await bot.deliver()
         assert bot.dms("alice") == [f"bob claimed your request #1 ({LINK})."]
+
+
+async def test_reconcile_reads_every_open_post_page_by_page(
+    settings: Settings,
+    fake: FakeDiscord,
+    guild: FakeGuild,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More open posts than a page: 👀 added while down on the newest and the oldest both count."""
+    monkeypatch.setattr(dispatcher_module, "OPEN_POSTS_PAGE", 2)
+    async with running(settings, fake, guild, clock) as bot:
+        for i in range(5):
+            await bot.slash("alice", "ask", link=f"{LINK}/{i}", topics="python")
+        await bot.deliver()
+        posts = [str(p["id"]) for p in bot.posts()]
+    assert len(posts) == 5
+    reviews = guild.channel("reviews").id
+    await fake.add_reaction(guild.id, reviews, posts[0], guild.member("bob").id, "👀")
+    await fake.add_reaction(guild.id, reviews, posts[-1], guild.member("carol").id, "👀")
+    async with running(settings, fake, guild, clock) as bot:
+        assert bot.adapter.client.reconciling is not None
+        assert await bot.adapter.client.reconciling == 2
+        await bot.deliver()
+        assert sorted(bot.dms("alice")) == [
+            f"bob claimed your request #1 ({LINK}/0).",
+            f"carol claimed your request #5 ({LINK}/4).",
+        ]
 
 
 async def test_reconcile_tie_break_is_lowest_user_id(
