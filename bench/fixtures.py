@@ -88,7 +88,10 @@ REQUEST_COLUMNS = (
     "requester_person, origin_channel_id, status, created_at, updated_at, claimer_platform, "
     "claimer_community, claimer_user, claimer_person, claimed_at, response"
 )
-CLAIM_COLUMNS = "id, request_id, person_id, status, claimed_at, ended_at, nudges, nudged_at"
+CLAIM_COLUMNS = (
+    "id, request_id, person_id, status, claimed_at, ended_at, nudges, nudged_at, "
+    "platform, community_id, user_id"
+)
 OUTBOX_COLUMNS = (
     "id, kind, platform, community_id, channel_id, user_id, text, request_id, mentions, "
     "order_key, status, attempts, next_attempt_at, created_at, sent_at, message_id, last_error, "

@@ -206,7 +206,10 @@ def _history(pools: Sequence[Pool]) -> tuple[list[tuple[object, ...]], list[tupl
                  v.member.user_id, v.person_id, at, "")
             )  # fmt: skip
             ended = None if status == "active" else at
-            claims.append((rid, rid, v.person_id, status, at, ended, 0, None))
+            claims.append(
+                (rid, rid, v.person_id, status, at, ended, 0, None, "slack", COMMUNITY,
+                 v.member.user_id)
+            )  # fmt: skip
     return requests, claims
 
 

@@ -131,7 +131,8 @@ FROM rows"""  # noqa: S608 - column names from a module constant
 _DERIVED = (
     f"""INSERT INTO claims ({fixtures.CLAIM_COLUMNS})
     SELECT id, id, claimer_person, CASE status WHEN 'done' THEN 'done' ELSE 'active' END,
-           claimed_at, CASE status WHEN 'done' THEN updated_at END, 0, NULL
+           claimed_at, CASE status WHEN 'done' THEN updated_at END, 0, NULL,
+           claimer_platform, claimer_community, claimer_user
     FROM requests WHERE claimer_person IS NOT NULL ORDER BY id""",  # noqa: S608
     f"""UPDATE claims SET nudges = 2, nudged_at = :due WHERE id IN (
         SELECT id FROM claims WHERE status = 'active' ORDER BY claimed_at LIMIT {LAST_NUDGE})""",  # noqa: S608
