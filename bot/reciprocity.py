@@ -66,14 +66,14 @@ def queue_order(requests: Iterable[Request], held: Collection[int] = frozenset()
 async def for_volunteers(
     tx: Transaction, requests: Sequence[Request], now: datetime, *, soft: bool
 ) -> list[Request]:
-    """`queue_order` of `requests`, reading each requester's ledger once (soft only)."""
+    """`queue_order` of `requests`, reading the requesters' 30-day balances at once (soft only)."""
     held: set[int] = set()
     if soft:
-        for person in sorted({r.requester.person_id for r in requests}):
-            ledger = await tx.ledger(person, now - LOAD_WINDOW)
-            if ledger.asked <= NEWCOMER_REQUESTS or not takes(ledger):
-                continue  # the common case costs one query per requester
-            asked = await tx.requests_since(person, _EPOCH)  # oldest first
+        people = {r.requester.person_id for r in requests}
+        ledgers = await tx.recent_ledgers(people, now - LOAD_WINDOW)
+        for person in sorted(p for p in people if takes(ledgers[p])):
+            ledger = ledgers[person]
+            asked = await tx.requests_since(person, _EPOCH)  # oldest first: who is a newcomer
             for request in requests:
                 if request.requester.person_id == person:
                     earlier = sum(1 for t in asked if t < request.created_at)

@@ -240,6 +240,12 @@ class Transaction(Protocol):
 
     # the give/take record
     async def ledger(self, person_id: int, since: datetime) -> Ledger: ...
+    async def recent_ledgers(
+        self, person_ids: Collection[int], since: datetime
+    ) -> dict[int, Ledger]:
+        """Reviews given and received since `since` (the `_recent` fields only), per person."""
+        ...
+
     async def top_helpers(
         self, since: datetime, until: datetime, limit: int = 5
     ) -> list[tuple[Member, int]]:

@@ -10,7 +10,9 @@ from bot.matching import in_quiet_hours
 from bot.model import Ledger, Member, NoticeKind, Platform, QuietHours, Request, Status
 from bot.reciprocity import held_back, queue_order, takes
 from bot.reminders import ReminderRules, Reminders
-from tests.factories import command, reaction
+from tests.factories import command, member, reaction
+
+NAMES = ("riley", "vera", "sam")
 
 
 async def _say(dispatcher, clock, text, who):
@@ -324,3 +326,24 @@ async def test_thanks_on_an_x2_request_reach_each_reviewer_once(dispatcher, work
     for reviewer in ("vera", "sam"):
         assert _dms(sender, reviewer)[-1:] == ["riley thanked you for reviewing request #1."]
         assert _dms(sender, reviewer).count("riley thanked you for reviewing request #1.") == 1
+
+
+async def test_recent_ledgers_agree_with_each_ledger(dispatcher, store, clock):
+    """The digest's one-query balances equal each person's own ledger over the same window."""
+    await _reviewed(dispatcher, clock, "https://example.com/a", "riley", "vera")
+    await _reviewed(dispatcher, clock, "https://example.com/b", "riley", "sam")
+    await _reviewed(dispatcher, clock, "https://example.com/c", "vera", "sam")
+    clock.advance(days=40)  # these fall out of the window; one more falls in
+    await _reviewed(dispatcher, clock, "https://example.com/d", "sam", "riley")
+    since = clock.now() - timedelta(days=30)
+    async with store.transaction() as tx:
+        people = [m.person_id for m in [await tx.member(member(n), clock.now()) for n in NAMES]]
+        balances = await tx.recent_ledgers([*people, 999], since)
+        for person in people:
+            full = await tx.ledger(person, since)
+            assert (balances[person].given_recent, balances[person].received_recent) == (
+                full.given_recent,
+                full.received_recent,
+            )
+    assert balances[999] == Ledger()
+    assert sum(b.given_recent for b in balances.values()) == 1
