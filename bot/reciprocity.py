@@ -73,7 +73,8 @@ async def for_volunteers(
         ledgers = await tx.recent_ledgers(people, now - LOAD_WINDOW)
         for person in sorted(p for p in people if takes(ledgers[p])):
             ledger = ledgers[person]
-            asked = await tx.requests_since(person, _EPOCH)  # oldest first: who is a newcomer
+            # A newcomer's first requests are never held back: their first few are all it takes.
+            asked = await tx.requests_since(person, _EPOCH, limit=NEWCOMER_REQUESTS)
             for request in requests:
                 if request.requester.person_id == person:
                     earlier = sum(1 for t in asked if t < request.created_at)

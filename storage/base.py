@@ -120,8 +120,11 @@ class Transaction(Protocol):
         """The person's active request for this link opened at or after `since`, if any."""
         ...
 
-    async def requests_since(self, person_id: int, since: datetime) -> list[datetime]:
-        """Creation times of the person's requests at or after `since`, oldest first."""
+    async def requests_since(
+        self, person_id: int, since: datetime, limit: int | None = None
+    ) -> list[datetime]:
+        """Creation times of the person's requests at or after `since`, oldest first (the first
+        `limit` of them when given)."""
         ...
 
     async def change_status(

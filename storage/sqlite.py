@@ -506,11 +506,13 @@ class SqliteTransaction:
         )
         return _row_to_request(row) if row else None
 
-    async def requests_since(self, person_id: int, since: datetime) -> list[datetime]:
+    async def requests_since(
+        self, person_id: int, since: datetime, limit: int | None = None
+    ) -> list[datetime]:
         rows = await self._rows(
             "SELECT created_at FROM requests WHERE requester_person = ? AND created_at >= ? "
-            "ORDER BY created_at",
-            (person_id, _ts(since)),
+            "ORDER BY created_at LIMIT ?",
+            (person_id, _ts(since), -1 if limit is None else limit),
         )
         return [datetime.fromisoformat(r["created_at"]) for r in rows]
 
