@@ -480,9 +480,21 @@ class SqliteTransaction:
             ),
         )
         assert row is not None  # noqa: S101 - RETURNING always yields the row
-        request = await self.request(int(row["id"]))
-        assert request is not None  # noqa: S101 - inserted just above
-        return request
+        # Everything is known here: reading the row back would cost a trip for nothing.
+        stored = datetime.fromisoformat(_ts(at))
+        return Request(
+            id=int(row["id"]),
+            link=link,
+            topics=tuple(" ".join(topics).split()),
+            note=note,
+            requester=requester,
+            origin_channel_id=origin_channel_id,
+            status=Status.OPEN,
+            created_at=stored,
+            updated_at=stored,
+            local=local,
+            wanted=reviewers,
+        )
 
     async def request(self, request_id: int) -> Request | None:
         row = await self._one(_REQUEST_SELECT + " WHERE r.id = ?", (request_id,))

@@ -255,3 +255,20 @@ async def test_fifty_concurrent_claims_on_an_x2_request_have_two_winners(store, 
     assert _count(db, "SELECT SUM(active_claims) FROM volunteers") == 2
     assert _count(db, "SELECT SUM(active_claims) FROM volunteer_topics") == 2
     assert _count(db, "SELECT COUNT(*) FROM claims WHERE status = 'active'") == 2
+
+
+async def test_a_new_request_reads_back_as_it_was_returned(store, clock):
+    """`add_request` builds its answer without reading the row: it must equal what is stored."""
+    async with store.transaction() as tx:
+        riley = await tx.member(member("riley"), clock.now())
+        added = await tx.add_request(
+            link="https://example.com/a",
+            topics=("python", "writing"),
+            note="the intro",
+            requester=riley,
+            origin_channel_id="general",
+            at=clock.now(),
+            local=True,
+            reviewers=2,
+        )
+        assert await tx.request(added.id) == added
