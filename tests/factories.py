@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import datetime
 
-from bot.model import CommandReceived, Member, Platform, ReactionChanged
+from bot.model import CommandReceived, Member, NoticeKind, Outgoing, Platform, ReactionChanged
+from storage.base import Store
 
 _keys = itertools.count(1)
 
@@ -45,3 +46,31 @@ def reaction(
         added=added,
         received_at=at,
     )
+
+
+def channel_text(channel: str, text: str) -> Outgoing:
+    """A plain message to a console channel."""
+    return Outgoing(
+        kind=NoticeKind.CHANNEL_TEXT,
+        platform=Platform.CONSOLE,
+        community_id="local",
+        channel_id=channel,
+        text=text,
+    )
+
+
+def direct(user: str, text: str) -> Outgoing:
+    """A direct message to a console user."""
+    return Outgoing(
+        kind=NoticeKind.DIRECT,
+        platform=Platform.CONSOLE,
+        community_id="local",
+        user_id=user,
+        text=text,
+    )
+
+
+async def enqueue(store: Store, at: datetime, *notices: Outgoing) -> None:
+    """Queue `notices` in a transaction of their own, as a change would."""
+    async with store.transaction() as tx:
+        await tx.enqueue(list(notices), at)

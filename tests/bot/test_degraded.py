@@ -10,35 +10,9 @@ import pytest
 
 from bot.errors import DeliveryError
 from bot.metrics import Metrics
-from bot.model import NoticeKind, Outgoing, Platform
-from tests.factories import command
+from tests.factories import channel_text, command, direct, enqueue
 
 LOST = DeliveryError("console post: channel_not_found", retryable=False, channel_lost=True)
-
-
-def _text(channel: str, text: str) -> Outgoing:
-    return Outgoing(
-        kind=NoticeKind.CHANNEL_TEXT,
-        platform=Platform.CONSOLE,
-        community_id="local",
-        channel_id=channel,
-        text=text,
-    )
-
-
-def _dm(user: str, text: str) -> Outgoing:
-    return Outgoing(
-        kind=NoticeKind.DIRECT,
-        platform=Platform.CONSOLE,
-        community_id="local",
-        user_id=user,
-        text=text,
-    )
-
-
-async def _enqueue(store, clock, *notices: Outgoing) -> None:
-    async with store.transaction() as tx:
-        await tx.enqueue(list(notices), clock.now())
 
 
 async def _degraded(store) -> list[tuple[str, int]]:
@@ -57,10 +31,18 @@ async def test_a_lost_channel_parks_its_notices_and_nothing_else(  # noqa: PLR09
     """The failing notice is dead-lettered, later ones to that channel are held (not tried, not
     lost), other channels and DMs go on, and the loss is logged as an ERROR once."""
     caplog.set_level(logging.WARNING)
-    await _enqueue(store, clock, _text("gone", "first"), _text("other", "elsewhere"))
+    await enqueue(
+        store, clock.now(), channel_text("gone", "first"), channel_text("other", "elsewhere")
+    )
     sender.failures.append(LOST)
     await worker.drain()
-    await _enqueue(store, clock, _text("gone", "second"), _text("gone", "third"), _dm("u", "hi"))
+    await enqueue(
+        store,
+        clock.now(),
+        channel_text("gone", "second"),
+        channel_text("gone", "third"),
+        direct("u", "hi"),
+    )
     await worker.drain()
 
     assert [n.text for n in sender.sent] == ["elsewhere", "hi"]
@@ -82,7 +64,7 @@ async def test_a_permanent_error_without_channel_loss_degrades_nothing(
     store, clock, worker, sender
 ):
     """An ordinary permanent error (a bad body) dead-letters one notice; the channel goes on."""
-    await _enqueue(store, clock, _text("c", "bad"), _text("c", "good"))
+    await enqueue(store, clock.now(), channel_text("c", "bad"), channel_text("c", "good"))
     sender.failures.append(DeliveryError("invalid_blocks", retryable=False))
     await worker.drain()
     assert [n.text for n in sender.sent] == ["good"]
@@ -91,7 +73,7 @@ async def test_a_permanent_error_without_channel_loss_degrades_nothing(
 
 async def test_a_dm_refused_as_lost_degrades_nothing(store, clock, worker, sender):
     """A DM has no channel: even a sender saying "lost" about it parks nothing."""
-    await _enqueue(store, clock, _dm("blocker", "hello"), _text("reviews", "post"))
+    await enqueue(store, clock.now(), direct("blocker", "hello"), channel_text("reviews", "post"))
     sender.failures.append(LOST)
     await worker.drain()
     assert [n.text for n in sender.sent] == ["post"]
@@ -101,7 +83,7 @@ async def test_a_dm_refused_as_lost_degrades_nothing(store, clock, worker, sende
 async def test_parked_notices_do_not_make_the_outbox_look_stuck(store, clock, worker, sender):
     """Held notices are not due: /healthz's outbox age and the gauge ignore them."""
     metrics = Metrics(store=store, worker=worker, clock=clock)
-    await _enqueue(store, clock, _text("gone", "first"), _text("gone", "second"))
+    await enqueue(store, clock.now(), channel_text("gone", "first"), channel_text("gone", "second"))
     sender.failures.append(LOST)
     await worker.drain()
     clock.advance(hours=5)
@@ -118,10 +100,12 @@ async def test_setup_in_the_lost_channel_releases_what_was_held(  # noqa: PLR091
 ):
     """`/review setup` there again clears the mark; the failed notice goes first, then the
     parked ones, in order."""
-    await _enqueue(store, clock, _text("reviews", "first"), _text("reviews", "second"))
+    await enqueue(
+        store, clock.now(), channel_text("reviews", "first"), channel_text("reviews", "second")
+    )
     sender.failures.append(LOST)
     await worker.drain()
-    await _enqueue(store, clock, _text("reviews", "third"))
+    await enqueue(store, clock.now(), channel_text("reviews", "third"))
     await worker.drain()
     assert sender.sent == []
 
@@ -136,7 +120,7 @@ async def test_setup_in_the_lost_channel_releases_what_was_held(  # noqa: PLR091
 
 async def test_setup_elsewhere_keeps_the_mark(dispatcher, store, clock, worker, sender):
     """Setting up a channel that was never lost says nothing of held notices and clears nothing."""
-    await _enqueue(store, clock, _text("gone", "first"))
+    await enqueue(store, clock.now(), channel_text("gone", "first"))
     sender.failures.append(LOST)
     await worker.drain()
 
@@ -147,7 +131,9 @@ async def test_setup_elsewhere_keeps_the_mark(dispatcher, store, clock, worker, 
 
 async def test_a_channel_lost_again_is_marked_again(dispatcher, store, clock, worker, sender):
     """Set up before the bot was really let back in: the next failure marks it again."""
-    await _enqueue(store, clock, _text("reviews", "first"), _text("reviews", "second"))
+    await enqueue(
+        store, clock.now(), channel_text("reviews", "first"), channel_text("reviews", "second")
+    )
     sender.failures.append(LOST)
     await worker.drain()
     await dispatcher.handle(command("setup", "ada", at=clock.now(), admin=True))

@@ -9,21 +9,7 @@ import sqlite3
 from bot.delivery import MAX_ATTEMPTS, UNAUTHORIZED_LIMIT, DeliveryWorker
 from bot.errors import DeliveryError
 from bot.model import NoticeKind, Outgoing, Platform
-
-
-def _text(channel: str, text: str) -> Outgoing:
-    return Outgoing(
-        kind=NoticeKind.CHANNEL_TEXT,
-        platform=Platform.CONSOLE,
-        community_id="local",
-        channel_id=channel,
-        text=text,
-    )
-
-
-async def _enqueue(store, clock, *notices: Outgoing) -> None:
-    async with store.transaction() as tx:
-        await tx.enqueue(list(notices), clock.now())
+from tests.factories import channel_text, enqueue
 
 
 def _statuses(tmp_path) -> list[tuple[str, int, str]]:
@@ -35,7 +21,7 @@ async def test_retryable_failure_waits_for_the_platform_hint(
     store, clock, worker, sender, tmp_path
 ):
     """A 429 with retry_after=30 is retried after about 30 s, not before, and then delivered."""
-    await _enqueue(store, clock, _text("a", "hello"))
+    await enqueue(store, clock.now(), channel_text("a", "hello"))
     sender.failures.append(DeliveryError("ratelimited", retryable=True, retry_after=30))
     await worker.drain()
     assert sender.sent == []
@@ -50,7 +36,13 @@ async def test_retryable_failure_waits_for_the_platform_hint(
 
 async def test_order_holds_per_channel_while_one_is_retried(store, clock, worker, sender):
     """A later notice to the same channel waits for the earlier one; other channels go ahead."""
-    await _enqueue(store, clock, _text("a", "first"), _text("a", "second"), _text("b", "other"))
+    await enqueue(
+        store,
+        clock.now(),
+        channel_text("a", "first"),
+        channel_text("a", "second"),
+        channel_text("b", "other"),
+    )
     sender.failures.append(DeliveryError("503", retryable=True))
     await worker.drain()
     assert [n.text for n in sender.sent] == ["other"]
@@ -61,7 +53,7 @@ async def test_order_holds_per_channel_while_one_is_retried(store, clock, worker
 
 async def test_permanent_failure_is_dead_lettered(store, clock, worker, sender, tmp_path):
     """A permanent error (channel gone) dead-letters the notice at once, with the reason."""
-    await _enqueue(store, clock, _text("gone", "x"))
+    await enqueue(store, clock.now(), channel_text("gone", "x"))
     sender.failures.append(DeliveryError("channel_not_found", retryable=False))
     await worker.drain()
     assert _statuses(tmp_path) == [("dead", 1, "channel_not_found")]
@@ -70,7 +62,7 @@ async def test_permanent_failure_is_dead_lettered(store, clock, worker, sender, 
 
 async def test_gives_up_after_the_attempt_limit(store, clock, worker, sender, tmp_path):
     """A notice that keeps failing is dead-lettered after MAX_ATTEMPTS, not retried forever."""
-    await _enqueue(store, clock, _text("a", "x"))
+    await enqueue(store, clock.now(), channel_text("a", "x"))
     sender.failures.extend(DeliveryError("502", retryable=True) for _ in range(MAX_ATTEMPTS))
     for _ in range(MAX_ATTEMPTS):
         await worker.drain()
@@ -86,10 +78,10 @@ async def test_revoked_token_stops_calls_to_that_platform(store, clock, sender, 
     worker = DeliveryWorker(
         store=store, clock=clock, senders={Platform.CONSOLE: sender, Platform.SLACK: other}
     )
-    await _enqueue(
+    await enqueue(
         store,
-        clock,
-        *(_text(f"c{i}", "x") for i in range(5)),
+        clock.now(),
+        *(channel_text(f"c{i}", "x") for i in range(5)),
         Outgoing(
             kind=NoticeKind.CHANNEL_TEXT,
             platform=Platform.SLACK,
@@ -113,7 +105,7 @@ async def test_revoked_token_stops_calls_to_that_platform(store, clock, sender, 
 
 async def test_a_sender_bug_is_retried_not_fatal(store, clock, worker, sender, tmp_path):
     """An unexpected exception in a sender is logged and retried; the worker keeps going."""
-    await _enqueue(store, clock, _text("a", "x"))
+    await enqueue(store, clock.now(), channel_text("a", "x"))
 
     async def broken(notice):
         raise KeyError("oops")
@@ -147,8 +139,10 @@ async def test_a_slow_channel_does_not_hold_up_the_others(store, clock, sender):
     worker = DeliveryWorker(store=store, clock=clock, senders={Platform.CONSOLE: sender})
     runner = asyncio.create_task(worker.run(idle_poll=30))
     try:
-        await _enqueue(store, clock, _text("slow", "first"), _text("slow", "second"))
-        await _enqueue(store, clock, _text("fast", "a"), _text("fast", "b"))
+        await enqueue(
+            store, clock.now(), channel_text("slow", "first"), channel_text("slow", "second")
+        )
+        await enqueue(store, clock.now(), channel_text("fast", "a"), channel_text("fast", "b"))
         worker.wake()
         await _until(lambda: [n.text for n in sender.sent] == ["a", "b"])
         gate.set()
@@ -169,7 +163,7 @@ async def test_a_retry_goes_out_when_due_not_at_the_next_poll(store, sender):
     sender.failures.append(DeliveryError("ratelimited", retryable=True, retry_after=0.2))
     runner = asyncio.create_task(worker.run(idle_poll=30))
     try:
-        await _enqueue(store, real, _text("a", "hello"))
+        await enqueue(store, real.now(), channel_text("a", "hello"))
         worker.wake()
         await _until(lambda: len(sender.sent) == 1, within=5)
     finally:
@@ -183,12 +177,12 @@ async def test_a_platform_wide_limit_pauses_every_channel_of_that_platform(
 ):
     """After a global 429, no channel of that platform is called until the wait is over; then
     everything is delivered."""
-    await _enqueue(store, clock, _text("c0", "0"))
+    await enqueue(store, clock.now(), channel_text("c0", "0"))
     sender.failures.append(
         DeliveryError("global 429", retryable=True, retry_after=10, platform_wide=True)
     )
     await worker.drain()
-    await _enqueue(store, clock, *(_text(f"c{i}", str(i)) for i in range(1, 4)))
+    await enqueue(store, clock.now(), *(channel_text(f"c{i}", str(i)) for i in range(1, 4)))
     await worker.drain()
     assert sender.sent == []  # paused: not even the channels that never saw a 429
     clock.advance(seconds=11)
@@ -201,7 +195,7 @@ async def test_a_platform_still_limiting_after_its_wait_gets_longer_pauses(
 ):
     """The probe after a platform-wide wait is refused again: the next pause doubles (10 s, then
     20 s, then 40 s); one notice getting through ends the storm."""
-    await _enqueue(store, clock, _text("c0", "0"))
+    await enqueue(store, clock.now(), channel_text("c0", "0"))
     for _ in range(3):
         sender.failures.append(
             DeliveryError("global 429", retryable=True, retry_after=10, platform_wide=True)
@@ -220,7 +214,7 @@ async def test_a_platform_still_limiting_after_its_wait_gets_longer_pauses(
     sender.failures.append(
         DeliveryError("global 429", retryable=True, retry_after=10, platform_wide=True)
     )
-    await _enqueue(store, clock, _text("c1", "1"))
+    await enqueue(store, clock.now(), channel_text("c1", "1"))
     await worker.drain()
     until = worker.paused_until(Platform.CONSOLE)
     assert until is not None

@@ -7,19 +7,9 @@ import asyncio
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher, Rules
 from bot.inflight import InFlight
-from bot.model import NoticeKind, Outgoing, Platform
+from bot.model import Platform
 from tests import factories as f
 from tests.conftest import COMMUNITY
-
-
-def _text(text: str) -> Outgoing:
-    return Outgoing(
-        kind=NoticeKind.CHANNEL_TEXT,
-        platform=Platform.CONSOLE,
-        community_id="local",
-        channel_id="reviews",
-        text=text,
-    )
 
 
 async def test_lull_returns_at_once_when_nothing_is_in_flight() -> None:
@@ -52,8 +42,7 @@ async def test_worker_sends_only_after_the_inbound_event(store, clock, sender) -
     worker = DeliveryWorker(
         store=store, clock=clock, senders={Platform.CONSOLE: sender}, inflight=inflight
     )
-    async with store.transaction() as tx:
-        await tx.enqueue([_text("relay")], clock.now())
+    await f.enqueue(store, clock.now(), f.channel_text("reviews", "relay"))
     with inflight.handling():
         running = asyncio.create_task(worker.run(idle_poll=0.01))
         await asyncio.sleep(0.1)

@@ -6,25 +6,15 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from bot.model import NoticeKind, Outgoing, Platform
 from storage import sqlite as store_module
 from storage.sqlite import SqliteStore
-
-
-def _note(i: int) -> Outgoing:
-    return Outgoing(
-        kind=NoticeKind.CHANNEL_TEXT,
-        platform=Platform.CONSOLE,
-        community_id="local",
-        channel_id="reviews",
-        text=f"notice {i} " + "x" * 2000,
-    )
+from tests.factories import channel_text
 
 
 async def _write(store: SqliteStore, clock, count: int) -> None:
     for i in range(count):
         async with store.transaction() as tx:
-            await tx.enqueue([_note(i)], clock.now())
+            await tx.enqueue([channel_text("reviews", f"notice {i} " + "x" * 2000)], clock.now())
 
 
 def _rows_in_main_file(path: Path, tmp: Path) -> int:
