@@ -208,7 +208,8 @@ async def test_mention_injection_never_reaches_slack_unescaped(harness: SlackHar
 async def test_rate_limit_burst_delays_the_post_without_dropping_or_doubling(
     harness: SlackHarness,
 ):
-    """Two 429s in a row: the post waits out each Retry-After, then goes out exactly once."""
+    """Two 429s in a row: the post waits out the Retry-After, then twice it after the second
+    refusal (a limit still in force after its wait), then goes out exactly once."""
     harness.slack.fail_next("chat.postMessage", status=429, retry_after=30, times=2)
     await harness.command(f"{LINK} #python", ALICE)
     await harness.deliver()
@@ -217,9 +218,14 @@ async def test_rate_limit_burst_delays_the_post_without_dropping_or_doubling(
     await harness.deliver()  # not due yet: Retry-After has not passed on the clock
     assert len(harness.calls("chat.postMessage")) == 1
 
-    for _ in range(2):
-        harness.clock.advance(seconds=40)
-        await harness.deliver()
+    harness.clock.advance(seconds=40)
+    await harness.deliver()  # the probe after 30 s: refused again, the next wait is 60 s
+    assert [c.status for c in harness.calls("chat.postMessage")] == [429, 429]
+    harness.clock.advance(seconds=40)
+    await harness.deliver()
+    assert len(harness.calls("chat.postMessage")) == 2  # 40 s of the 60 s wait
+    harness.clock.advance(seconds=30)
+    await harness.deliver()
 
     assert [c.status for c in harness.calls("chat.postMessage")] == [429, 429, 200]
     assert len(harness.slack.messages(REVIEW_CHANNEL)) == 1
