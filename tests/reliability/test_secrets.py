@@ -11,18 +11,13 @@ counts how often the redactor itself had to step in.
 from __future__ import annotations
 
 import asyncio
-import io
-import logging
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from adapters.slack import build_slack
-from bot import logs
 from bot.app import build_core, serve
 from bot.errors import ConfigError
 from bot.model import Community, InboundEvent, Platform, Reply
@@ -31,6 +26,7 @@ from tests.adapters.slack.conftest import slack_settings
 from tests.fakes import slack_payloads as p
 from tests.fakes.fake_clock import FakeClock
 from tests.fakes.fake_slack import FakeSlack, sign
+from tests.logcapture import debug_logs
 from tests.net import free_port
 from tests.reliability.conftest import Figures, Harness, slack_bot
 
@@ -41,35 +37,6 @@ SECRETS = {"bot token": BOT_TOKEN, "app token": APP_TOKEN, "signing secret": SIG
 # The distinctive middles too: a cut or re-encoded secret is still a leak.
 VOLUNTEERS = (("U0VERA", "vera"), ("U0OTTO", "otto"))
 NEEDLES = {**SECRETS, "bot token part": "rEliAbIliTyBoTsEcReT", "app token part": "ApPsEcReT"}
-
-
-class _Raw(logging.Handler):
-    """Formats every record before the redactor sees it (it runs first on the root logger)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@contextmanager
-def _debug_logs(secrets: list[str]) -> Iterator[tuple[io.StringIO, _Raw]]:
-    """Root logging as `reviewrelay run` sets it, at DEBUG into a buffer; restored afterwards."""
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    stream, raw = io.StringIO(), _Raw()
-    logs.configure(level="DEBUG", json_lines=False, secrets=secrets, stream=stream)
-    root.handlers.insert(0, raw)
-    try:
-        yield stream, raw
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
 
 
 async def _http_phase(bot: Harness, slack: FakeSlack, texts: list[str]) -> None:
@@ -174,7 +141,7 @@ async def test_no_secret_in_logs_rows_or_errors(
 ) -> None:
     """Bot token, app token and signing secret appear in no log line, row, reply or error."""
     texts: list[str] = []
-    with _debug_logs(list(SECRETS.values())) as (stream, raw):
+    with debug_logs(list(SECRETS.values()), json_lines=False) as (stream, raw):
         async with FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN) as slack:
             slack.add_user("U0ADMIN", name="admin", is_admin=True)
             async with slack_bot(

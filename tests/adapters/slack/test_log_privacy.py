@@ -8,15 +8,11 @@ unfiltered handler proves the user text really was in the records the filter saw
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from bot import logs
 from tests.adapters.slack.conftest import BOB, BOT_TOKEN, SECRET, SlackHarness
+from tests.logcapture import debug_logs
 
 REQUESTER = ("U0ZARA", "zz-zara-display-zz")
 LINK = "https://example.com/SECRETDRAFT-123"
@@ -30,34 +26,6 @@ NEEDLES = {
     "bot token": BOT_TOKEN,
     "signing secret": SECRET,
 }
-
-
-class _Raw(logging.Handler):
-    """Every record's message as the code logged it (it runs before the filtering handler)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@contextmanager
-def _debug_json_logs() -> Iterator[tuple[io.StringIO, _Raw]]:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    stream, raw = io.StringIO(), _Raw()
-    logs.configure(level="DEBUG", json_lines=True, secrets=[BOT_TOKEN, SECRET], stream=stream)
-    root.handlers.insert(0, raw)
-    try:
-        yield stream, raw
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
 
 
 async def _request_lifecycle(harness: SlackHarness) -> None:
@@ -81,7 +49,7 @@ async def _request_lifecycle(harness: SlackHarness) -> None:
 
 async def test_debug_logs_carry_no_user_text_or_secret(harness: SlackHarness) -> None:
     """A request's whole life at DEBUG leaves links, notes, names and secrets out of the logs."""
-    with _debug_json_logs() as (stream, raw):
+    with debug_logs([BOT_TOKEN, SECRET], json_lines=True) as (stream, raw):
         await _request_lifecycle(harness)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     logged = stream.getvalue()
