@@ -145,8 +145,11 @@ class DeliveryWorker:
                     task = asyncio.create_task(self._deliver(notice), name=f"notice-{notice.id}")
                     in_flight[notice.id] = task
                     task.add_done_callback(functools.partial(self._finished, in_flight, notice.id))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives
+                # as the wait ends, and the worker would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle(idle_poll))
+                    async with asyncio.timeout(self._idle(idle_poll)):
+                        await self._wake.wait()
         finally:
             for task in in_flight.values():
                 task.cancel()

@@ -49,8 +49,9 @@ class InFlight:
         deadline = time.monotonic() + at_most
         while (left := deadline - time.monotonic()) > 0:
             if self._count:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._lull.wait(), left)
+                with contextlib.suppress(TimeoutError):  # not wait_for: see DeliveryWorker.run
+                    async with asyncio.timeout(left):
+                        await self._lull.wait()
                 continue
             quiet_for = time.monotonic() - self._ended
             if quiet_for >= QUIET:

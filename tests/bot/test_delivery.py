@@ -219,3 +219,15 @@ async def test_a_platform_still_limiting_after_its_wait_gets_longer_pauses(
     until = worker.paused_until(Platform.CONSOLE)
     assert until is not None
     assert 10 <= (until - clock.now()).total_seconds() <= 11.1  # a new storm starts over
+
+
+async def test_the_worker_stops_when_cancelled_just_as_it_is_woken(worker) -> None:
+    """A cancel that arrives with a wake-up still stops the worker: `asyncio.wait_for` on Python
+    3.11 returns normally in that case, swallowing the cancel, and the bot never shut down."""
+    running = asyncio.create_task(worker.run(idle_poll=60))
+    await asyncio.sleep(0.05)  # past the lull: waiting to be woken
+    worker.wake()
+    running.cancel()
+    done, _ = await asyncio.wait({running}, timeout=2)
+    assert running in done
+    assert running.cancelled()
