@@ -244,8 +244,8 @@ async def _deliver(path: Path, per_platform: int, *, discord_sleeps: bool) -> Ou
     ]
     clock = SystemClock()
     async with await SqliteStore.open(path) as store:
-        async with store.transaction() as tx:
-            await tx.enqueue(_notices(per_platform), clock.now())
+        notices = _notices(per_platform)
+        await store.run(lambda tx: tx.enqueue(notices, clock.now()))
         worker = DeliveryWorker(store=store, clock=clock, senders={f.platform: f for f in fakes})
         start = time.monotonic()
         task = asyncio.create_task(worker.run())

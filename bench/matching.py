@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import aiosqlite
@@ -296,11 +297,50 @@ def _ask_context(tx: Transaction, ask: Ask, now: datetime) -> tuple[Context, Req
     return context, request
 
 
+@dataclass(slots=True)
+class _Sample:
+    """One ask's matching step, timed inside its unit of work (begin and commit are not
+    matching)."""
+
+    floor: float  # one primary-key lookup, the least a statement costs
+    seconds: float
+    chosen: list[Volunteer]
+    candidates: int = 0  # reference path only
+    rank: float = 0.0  # reference path only
+
+
+async def _choose(tx: Transaction, ask: Ask, now: datetime) -> _Sample:
+    """An ask's matching step as shipped."""
+    floor = await _floor(tx)
+    context, request = _ask_context(tx, ask, now)
+    start = time.perf_counter()
+    chosen, _ = await asking.choose(context, request)
+    return _Sample(floor, time.perf_counter() - start, chosen)
+
+
+async def _reference(tx: Transaction, ask: Ask, now: datetime) -> _Sample:
+    """Every candidate, then `rank`."""
+    floor = await _floor(tx)
+    start = time.perf_counter()
+    found = await tx.candidates(ask.topics, now - LOAD_WINDOW)
+    ranked = time.perf_counter()
+    chosen = _rank(found, ask, now)
+    end = time.perf_counter()
+    return _Sample(floor, end - start, chosen, len(found), end - ranked)
+
+
+async def _floor(tx: Transaction) -> float:
+    start = time.perf_counter()
+    await tx.community(Platform.SLACK, COMMUNITY)
+    return time.perf_counter() - start
+
+
 async def time_store(
     path: Path, asks: Sequence[Ask], *, choose: bool, first: datetime
 ) -> tuple[Timing, list[list[int] | None]]:
-    """An ask's matching step on a real store, per request: `choose` as shipped, or the
-    reference `candidates(topics)` then `rank`. The asks come ASK_GAP apart from `first`."""
+    """An ask's matching step on a real store, per request, each in a unit of work of its own:
+    `choose` as shipped, or the reference `candidates(topics)` then `rank`. The asks come ASK_GAP
+    apart from `first`."""
     timing = Timing()
     picks: list[list[int] | None] = []
     store, db = await _open(path)
@@ -313,23 +353,8 @@ async def time_store(
             now = first + i * ASK_GAP
             stop = loop.call_later(SAMPLE_CAP, lambda: loop.create_task(db.interrupt()))
             try:
-                async with store.transaction() as tx:
-                    start = time.perf_counter()
-                    await tx.community(Platform.SLACK, COMMUNITY)  # floor: one round trip
-                    timing.floor.append(time.perf_counter() - start)
-                    if choose:
-                        context, request = _ask_context(tx, ask, now)
-                        start = time.perf_counter()
-                        chosen, _ = await asking.choose(context, request)
-                        end = time.perf_counter()
-                    else:
-                        start = time.perf_counter()
-                        found = await tx.candidates(ask.topics, now - LOAD_WINDOW)
-                        ranked = time.perf_counter()
-                        chosen = _rank(found, ask, now)
-                        end = time.perf_counter()
-                        timing.rank.append(end - ranked)
-                        timing.candidates.append(len(found))
+                step = _choose if choose else _reference
+                sample = await store.run(partial(step, ask=ask, now=now))
             except sqlite3.OperationalError:  # interrupted at the cap: a censored sample
                 timing.samples.append(SAMPLE_CAP)
                 timing.censored += 1
@@ -337,8 +362,12 @@ async def time_store(
                 continue
             finally:
                 stop.cancel()
-            timing.samples.append(end - start)
-            picks.append([v.person_id for v in chosen])
+            timing.floor.append(sample.floor)
+            timing.samples.append(sample.seconds)
+            if not choose:
+                timing.rank.append(sample.rank)
+                timing.candidates.append(sample.candidates)
+            picks.append([v.person_id for v in sample.chosen])
     finally:
         await store.close()
     return timing, picks
@@ -451,15 +480,17 @@ def _table(results: dict[str, dict[int, Timing]], sizes: Sequence[int], mismatch
         "paths: `rank over all` is `rank` given every volunteer; `rank over topic candidates` is "
         "`rank` given only those sharing a topic; `candidates + rank (reference)` times "
         "`SqliteTransaction.candidates(topics, since)` (every candidate, loads counted from the "
-        "claims, as `choose` did before schema 5) + `rank` inside a transaction; "
+        "claims, as `choose` did before schema 5) + `rank` as one unit of work; "
         "`choose, as shipped` times `bot.usecases.asking.choose`: the auto-pause lookup, then "
         "`rank_candidates` (one walk of `volunteer_topics_rank` per requested topic over the "
         f"stored loads, at most {LIMIT * OVERFETCH} rows each), then `rank`; `rare topic`: the "
         f"same for requests whose one topic only {RARE_SHARE} volunteers share.",
         f"a store sample is interrupted at {SAMPLE_CAP:.0f} s and counted as {SAMPLE_CAP:.0f} s "
         f"(`capped`); each path gets at most ~{SIZE_BUDGET:.0f} s per size.",
+        "store samples are timed inside their unit of work (`store.run`), without its begin, "
+        "commit and trip to the database thread, which every command pays alike.",
         "floor: for `rank` paths a bare Python loop over the same list; for `store` paths one "
-        "store round trip (a primary-key lookup through aiosqlite) in the same transaction.",
+        "primary-key lookup in the same unit of work.",
         "slope: log10 of the p50 growth per 10x volunteers (1.0 = linear). Linear code with a "
         "fixed overhead shows 0.8-0.95, so sublinear is taken as < 0.5.",
         "the pure paths rank at one moment; the store paths take their requests "

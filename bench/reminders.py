@@ -31,6 +31,7 @@ from bench import fixtures
 from bench.report import INFO, Table, median, mib, ms, verdict
 from bot.model import Platform
 from bot.reminders import ReminderRules, Reminders, SweepReport
+from storage.base import Transaction
 from storage.sqlite import SqliteStore
 
 SIZES = (10_000, 100_000, 1_000_000)
@@ -203,6 +204,10 @@ def populate(path: Path, size: int) -> None:
         )  # fmt: skip
 
 
+async def _nothing(tx: Transaction) -> None:
+    """An empty unit of work: the floor under any store call."""
+
+
 async def sweep(path: Path) -> tuple[float, list[float], float, int, SweepReport]:
     async with await SqliteStore.open(path) as store:
         reminders = Reminders(
@@ -211,8 +216,7 @@ async def sweep(path: Path) -> tuple[float, list[float], float, int, SweepReport
         floor = []
         for _ in range(5):
             start = time.perf_counter()
-            async with store.transaction():
-                pass
+            await store.run(_nothing)
             floor.append(time.perf_counter() - start)
         gc.collect()
         tracemalloc.start()

@@ -24,7 +24,7 @@ from bot.model import Platform
 from bot.ports import Adapter, Clock, Inbox, Sender, SystemClock
 from bot.reminders import Reminders, SweepReport
 from bot.settings import Settings
-from storage.base import DegradedChannel
+from storage.base import DegradedChannel, Transaction
 from storage.sqlite import MigrationProgress, SqliteStore
 
 log = logging.getLogger(__name__)
@@ -200,8 +200,7 @@ async def _store_ok(store: SqliteStore) -> bool:
 
 async def _degraded_details(store: SqliteStore) -> dict[str, object]:
     """The channels the bot lost, for /healthz: an admin's fix, not a reason to restart."""
-    async with store.transaction() as tx:
-        degraded = await tx.degraded_channels()
+    degraded = await store.run(lambda tx: tx.degraded_channels())
     return {
         "degraded_channels": [
             {
@@ -319,8 +318,7 @@ async def check(settings: Settings, *, offline: bool) -> list[CheckRow]:
     try:
         async with await SqliteStore.open(settings.database_path) as store:
             version = await store.schema_version()
-            async with store.transaction() as tx:
-                degraded = await tx.degraded_channels()
+            degraded = await store.run(lambda tx: tx.degraded_channels())
         rows.append(CheckRow("store", True, f"{settings.database_url} at schema {version}"))
         rows += _degraded_rows(degraded)
     except StoreError as exc:
@@ -340,16 +338,19 @@ async def person_data(
     settings: Settings, platform: str, user_id: str, community_id: str | None, *, forget: bool
 ) -> str | None:
     """`reviewrelay export|forget`: a person's data as JSON, then (for forget) removed."""
-    async with await SqliteStore.open(settings.database_path) as store:
-        async with store.transaction() as tx:
-            person = await tx.find_person(platform, community_id, user_id)
-            if person is None:
-                return None
-            data = await privacy.export(tx, person)
-            if forget:
-                # Notices about ended requests go out the next time the bot runs.
-                await privacy.forget(tx, person, SystemClock().now(), frozenset(Platform))
+
+    async def export(tx: Transaction) -> str | None:
+        person = await tx.find_person(platform, community_id, user_id)
+        if person is None:
+            return None
+        data = await privacy.export(tx, person)
+        if forget:
+            # Notices about ended requests go out the next time the bot runs.
+            await privacy.forget(tx, person, SystemClock().now(), frozenset(Platform))
         return data
+
+    async with await SqliteStore.open(settings.database_path) as store:
+        return await store.run(export)
 
 
 async def upgrade(settings: Settings, progress: MigrationProgress | None = None) -> int:

@@ -26,7 +26,7 @@ from bot.errors import DeliveryError
 from bot.inflight import InFlight
 from bot.model import Notice, NoticeKind, Platform
 from bot.ports import Clock, Sender
-from storage.base import Store
+from storage.base import Store, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,9 @@ class DeliveryWorker:
         return self._unauthorized[platform] >= UNAUTHORIZED_LIMIT
 
     async def _due(self, limit: int, skip: Collection[int] = ()) -> list[Notice]:
-        async with self._store.transaction() as tx:
-            # Not the notices of degraded channels: they are parked until set up again.
-            notices = await tx.due_notices(self._clock.now(), limit)
+        now = self._clock.now()
+        # Not the notices of degraded channels: they are parked until set up again.
+        notices = await self._store.run(lambda tx: tx.due_notices(now, limit))
         return self._one_probe_each(
             [
                 n
@@ -198,8 +198,8 @@ class DeliveryWorker:
         self._unauthorized[notice.platform] = 0
         self._storms[notice.platform] = 0
         self._probing.discard(notice.platform)  # it got through: the others may follow
-        async with self._store.transaction() as tx:
-            await tx.mark_sent(notice, message_id, self._clock.now())
+        now = self._clock.now()
+        await self._store.run(lambda tx: tx.mark_sent(notice, message_id, now))
         self.stats[notice.platform, "sent"] += 1
 
     async def _failed(self, notice: Notice, exc: DeliveryError) -> None:
@@ -229,9 +229,8 @@ class DeliveryWorker:
         log.info(
             "notice %s to %s failed (%s); retrying in %.1fs", notice.id, notice.platform, exc, delay
         )
-        async with self._store.transaction() as tx:
-            due = self._clock.now() + timedelta(seconds=delay)
-            await tx.mark_retry(notice, due, str(exc))
+        due = self._clock.now() + timedelta(seconds=delay)
+        await self._store.run(lambda tx: tx.mark_retry(notice, due, str(exc)))
         heapq.heappush(self._retries, due)
         if exc.platform_wide:
             self._pauses[notice.platform] = max(due, self._pauses.get(notice.platform, due))
@@ -254,11 +253,15 @@ class DeliveryWorker:
             notice.channel_id or notice.user_id,
             error,
         )
-        degraded = False
-        async with self._store.transaction() as tx:
-            await tx.mark_dead(notice, error, self._clock.now())
-            if channel_lost and notice.channel_id:
-                degraded = await tx.degrade_channel(notice, error, self._clock.now())
+        now = self._clock.now()
+
+        async def bury(tx: Transaction) -> bool:
+            await tx.mark_dead(notice, error, now)
+            return bool(channel_lost and notice.channel_id) and await tx.degrade_channel(
+                notice, error, now
+            )
+
+        degraded = await self._store.run(bury)
         self.stats[notice.platform, "dead"] += 1
         if degraded:
             # Once per loss: the notices after this one are parked, not tried and logged.

@@ -1,8 +1,8 @@
 """The single entry point for adapters: one inbound event in, one Reply out.
 
-Each event runs in one store transaction together with everything it causes: the state change,
-the notices (relay posts, post edits, DMs) as outbox rows the delivery worker sends later, and the
-event's key, so a platform's retry is a no-op. A refusal rolls the transaction back, so bad input
+Each event runs in one unit of work (`Store.run`) together with everything it causes: the state
+change, the notices (relay posts, post edits, DMs) as outbox rows the delivery worker sends later,
+and the event's key, so a platform's retry is a no-op. A refusal rolls the unit back, so bad input
 changes nothing. The use cases themselves live in `bot.usecases`.
 """
 
@@ -85,36 +85,43 @@ class Dispatcher:
             return await self._handle(event)
 
     async def _handle(self, event: InboundEvent) -> Reply:
+        async def apply(tx: Transaction) -> Reply:
+            reply = await self._route(tx, event)
+            # A reaction that worked shows in the edited post; only a refusal needs words
+            # (on Discord they would be DMs, which Discord rations for bots).
+            if reply and not event.reply_inline and not isinstance(event, ReactionChanged):
+                await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
+            return reply
+
+        async def tell(tx: Transaction) -> None:
+            if not await tx.seen_event(event.event_key, event.received_at):
+                if isinstance(event, ReactionChanged):
+                    # Refused or not, it is now the newest state of that reaction.
+                    await tx.reaction_in_order(event)
+                await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
+
         try:
-            async with self._store.transaction() as tx:
-                reply = await self._route(tx, event)
-                # A reaction that worked shows in the edited post; only a refusal needs words
-                # (on Discord they would be DMs, which Discord rations for bots).
-                if reply and not event.reply_inline and not isinstance(event, ReactionChanged):
-                    await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
+            reply = await self._store.run(apply)
         except Refused as refused:
             reply = refused.reply
             if not event.reply_inline:
                 # The refusal rolled back with its event key; record the key with the notice so
                 # a platform retry of this event is not refused (and told) twice.
-                async with self._store.transaction() as tx:
-                    if not await tx.seen_event(event.event_key, event.received_at):
-                        if isinstance(event, ReactionChanged):
-                            # Refused or not, it is now the newest state of that reaction.
-                            await tx.reaction_in_order(event)
-                        await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
+                await self._store.run(tell)
         self._on_enqueue()
         return reply
 
     async def open_posts(self, platform: Platform, *, before: int | None = None) -> list[OpenPost]:
         """Delivered relay posts of active requests on `platform`, newest first, a page at a time
         (those of requests older than `before`), for an adapter's reconcile."""
-        async with self._store.transaction() as tx:
-            return await tx.open_posts(platform, before=before, limit=OPEN_POSTS_PAGE)
+        return await self._store.run(
+            lambda tx: tx.open_posts(platform, before=before, limit=OPEN_POSTS_PAGE)
+        )
 
     async def connect_community(self, community: Community) -> None:
         """Register a community an adapter serves, keeping any review channel set up before."""
-        async with self._store.transaction() as tx:
+
+        async def connect(tx: Transaction) -> None:
             known = await tx.community(community.platform, community.community_id)
             if known is None:
                 await tx.save_community(community)
@@ -131,6 +138,8 @@ class Dispatcher:
                         recognition=known.recognition,
                     )
                 )
+
+        await self._store.run(connect)
 
     @staticmethod
     def _ephemeral(event: InboundEvent, reply: Reply) -> Outgoing:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_late
 from bot.delivery import DeliveryWorker
 from bot.model import Community, InboundEvent, OpenPost, Platform, Reply
 from bot.ports import Clock, Inbox
-from storage.base import Store
+from storage.base import DegradedChannel, Snapshot, Store, Transaction
 
 STUCK_AFTER_SECONDS = 900.0  # /healthz fails when a due notice has waited this long
 
@@ -76,17 +76,18 @@ class Metrics:
 
     async def outbox_age(self) -> float:
         """How long the oldest due notice has waited; parked ones are held, not stuck."""
-        async with self._store.transaction() as tx:
-            return self._age(await tx.outbox_oldest_due())
+        return self._age(await self._store.run(lambda tx: tx.outbox_oldest_due()))
 
     def _age(self, due: datetime | None) -> float:
         return max(0.0, (self._clock.now() - due).total_seconds()) if due else 0.0
 
     async def render(self) -> bytes:
-        async with self._store.transaction() as tx:
-            snapshot = await tx.snapshot()
-            oldest = await tx.outbox_oldest_due()
-            degraded = await tx.degraded_channels()
+        async def read(
+            tx: Transaction,
+        ) -> tuple[Snapshot, datetime | None, list[DegradedChannel]]:
+            return await tx.snapshot(), await tx.outbox_oldest_due(), await tx.degraded_channels()
+
+        snapshot, oldest, degraded = await self._store.run(read)
         self._requests.clear()
         for (platform, status), count in snapshot.requests.items():
             self._requests.labels(platform, status).set(count)

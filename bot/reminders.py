@@ -108,12 +108,15 @@ class Reminders:
     async def run(self, *, only_when_due: bool = True, dry_run: bool = False) -> SweepReport:
         """One sweep. `only_when_due` waits for each reminder time (cron passes False)."""
         report = SweepReport()
+
+        async def sweep(raw: Transaction) -> None:
+            tx: Transaction = _Recording(raw, report.notices)  # type: ignore[assignment]
+            await self._sweep(tx, report, only_when_due=only_when_due)
+            if dry_run:
+                raise _DryRun
+
         with contextlib.suppress(_DryRun):
-            async with self._store.transaction() as raw:
-                tx: Transaction = _Recording(raw, report.notices)  # type: ignore[assignment]
-                await self._sweep(tx, report, only_when_due=only_when_due)
-                if dry_run:
-                    raise _DryRun
+            await self._store.run(sweep)
         return report
 
     async def _sweep(self, tx: Transaction, report: SweepReport, *, only_when_due: bool) -> None:

@@ -1,16 +1,17 @@
 """The store interface: exactly what the core needs from persistence, nothing more.
 
-All reads and writes happen inside `Store.transaction()`: one serialised unit that commits when the
-block ends and rolls back on any exception or cancellation.
+All reads and writes happen in `Store.run(work)`: `work` gets a Transaction, and the unit commits
+when it returns and rolls back when it raises. Units run one after another. `work` awaits only its
+transaction, never the network or a timer: that lets SqliteStore run a unit whole on its database
+thread, one trip instead of one per statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bot.model import (
     Community,
@@ -26,6 +27,8 @@ from bot.model import (
     Status,
     Volunteer,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,5 +340,5 @@ class Transaction(Protocol):
 
 
 class Store(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+    async def run(self, work: Callable[[Transaction], Awaitable[T]]) -> T: ...
     async def close(self) -> None: ...

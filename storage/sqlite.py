@@ -1,36 +1,40 @@
 """SqliteStore: the Store on one aiosqlite connection, with versioned migrations.
 
-One connection, one `asyncio.Lock` and `BEGIN IMMEDIATE` per transaction: aiosqlite runs
-statements in order on one thread, so coroutines sharing a connection would otherwise mix their
-transactions (one's rollback silently undoing another's insert). Commit and rollback are queued even
-when the awaiting task is cancelled, and the lock is held until they ran, so the connection never
-stays inside a transaction.
+Units of work run whole on aiosqlite's thread, as one call on the connection's queue: BEGIN
+IMMEDIATE, each unit inside a savepoint (rolled back to it when the unit raises), COMMIT. Units
+that arrive while others are being committed wait and go together in the next call: one commit
+for all of them ("group commit"); alone, a unit goes at once. Units never interleave, nobody waits
+for a lock, and a caller cancelled meanwhile cannot leave the connection inside a transaction: its
+unit finishes or rolls back on that thread regardless, and its result is then not delivered.
+
+Going statement by statement (aiosqlite's public API) costs a round trip between the threads per
+statement, with the write lock held across them: an ask is a dozen statements, and those trips
+were most of its latency (#7).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import json
 import logging
 import sqlite3
 import time
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Collection,
     Iterable,
-    Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, cast
 
 import aiosqlite
 
@@ -50,7 +54,14 @@ from bot.model import (
     Status,
     Volunteer,
 )
-from storage.base import ClaimToNudge, DegradedChannel, Digest, RelayTarget, Snapshot
+from storage.base import (
+    ClaimToNudge,
+    DegradedChannel,
+    Digest,
+    RelayTarget,
+    Snapshot,
+    Transaction,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,6 +76,7 @@ PRAGMAS = (
 CHECKPOINT_EVERY = 1.0  # seconds between background checkpoints
 
 
+@functools.lru_cache(maxsize=64)  # a unit stamps most rows with the same moment
 def _ts(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -82,23 +94,6 @@ def migrations() -> list[tuple[int, str]]:
         if item.name.endswith(".sql")
     ]
     return sorted(found)
-
-
-async def _settle(aw: Awaitable[T]) -> T:
-    """Await to completion even if the caller is cancelled meanwhile; re-raise the cancel after."""
-    task = asyncio.ensure_future(aw)
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.cancelled():
-                raise
-            cancelled = True
-            continue
-        if cancelled:
-            raise asyncio.CancelledError
-        return result
 
 
 _REQUEST_SELECT = """
@@ -314,30 +309,39 @@ def _order_key(notice: Outgoing) -> str:
     return f"{notice.platform}:{notice.channel_id}"
 
 
+def _bound(params: Iterable[Any] | dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+    # Concrete types: an isinstance against the Mapping ABC costs as much as binding the values.
+    return params if isinstance(params, tuple | dict) else tuple(params)
+
+
 def _placeholders(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
 class SqliteTransaction:
-    """The Transaction protocol over an open aiosqlite connection (inside BEGIN IMMEDIATE)."""
+    """The Transaction protocol on the raw sqlite3 connection, inside BEGIN IMMEDIATE.
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    Made only by `SqliteStore.run`, on the database's thread: its methods are coroutines to match
+    the protocol, and complete without suspending (they call sqlite3 directly).
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
     async def _rows(
-        self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()
+        self, sql: str, params: Iterable[Any] | dict[str, Any] = ()
     ) -> list[sqlite3.Row]:
-        bound = params if isinstance(params, Mapping) else tuple(params)
-        return list(await self._db.execute_fetchall(sql, bound))
+        rows: list[sqlite3.Row] = self._db.execute(sql, _bound(params)).fetchall()
+        return rows
 
     async def _one(
-        self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()
+        self, sql: str, params: Iterable[Any] | dict[str, Any] = ()
     ) -> sqlite3.Row | None:
         rows = await self._rows(sql, params)
         return rows[0] if rows else None
 
-    async def _run(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> None:
-        await self._db.execute(sql, params if isinstance(params, Mapping) else tuple(params))
+    async def _run(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> None:
+        self._db.execute(sql, _bound(params))
 
     async def seen_event(self, event_key: str, at: datetime) -> bool:
         rows = await self._rows(
@@ -766,7 +770,7 @@ class SqliteTransaction:
             ),
         )
         await self._run("DELETE FROM volunteer_topics WHERE person_id = ?", (member.person_id,))
-        await self._db.executemany(
+        self._db.executemany(
             "INSERT INTO volunteer_topics (topic, person_id) VALUES (?, ?)",
             [(t, member.person_id) for t in sorted(topics)],
         )
@@ -828,7 +832,7 @@ class SqliteTransaction:
             (_ts(at), *person_ids),
         )
         if request_id is not None:
-            await self._db.executemany(
+            self._db.executemany(
                 "INSERT OR IGNORE INTO notifications (request_id, person_id, notified_at) "
                 "VALUES (?, ?, ?)",
                 [(request_id, p, _ts(at)) for p in person_ids],
@@ -944,7 +948,7 @@ class SqliteTransaction:
         return bool(rows)
 
     async def enqueue(self, notices: Sequence[Outgoing], at: datetime) -> None:
-        await self._db.executemany(
+        self._db.executemany(
             "INSERT INTO outbox (kind, platform, community_id, channel_id, user_id, text, "
             "request_id, mentions, order_key, next_attempt_at, created_at, digest_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1370,7 +1374,8 @@ class SqliteStore:
         self, db: aiosqlite.Connection, checkpointer: aiosqlite.Connection | None = None
     ) -> None:
         self._db = db
-        self._lock = asyncio.Lock()
+        self._waiting: list[_Unit[Any]] = []  # units to go in the next commit
+        self._committer: asyncio.Task[None] | None = None
         self._checkpointer = checkpointer
         self._checkpoints = (
             asyncio.create_task(self._checkpoint_forever()) if checkpointer is not None else None
@@ -1408,8 +1413,9 @@ class SqliteStore:
                 await self._checkpoints
         if self._checkpointer is not None:
             await self._checkpointer.close()
-        async with self._lock:
-            await self._db.close()  # the last connection out checkpoints what is left
+        if self._committer is not None:
+            await self._committer  # the units already handed in
+        await self._db.close()  # the last connection out checkpoints
 
     async def __aenter__(self) -> Self:
         return self
@@ -1427,24 +1433,96 @@ class SqliteStore:
             )
 
     async def schema_version(self) -> int:
-        async with self._lock:
-            return await _user_version(self._db)
+        return await _user_version(self._db)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
-        async with self._lock:
+    async def run(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run `work` as one unit, whole, on the database's thread; return what it returned once
+        committed. When it raises, what it wrote is rolled back and the exception re-raised.
+
+        `work` must await only the transaction: the event loop is not on that thread.
+        """
+        # Log context (platform, event) is in context variables: the unit keeps the caller's.
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        unit = _Unit(work, contextvars.copy_context(), done)
+        self._waiting.append(unit)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting())
+        return await unit.done
+
+    async def _commit_waiting(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
             try:
-                await self._db.execute("BEGIN IMMEDIATE")
-                yield SqliteTransaction(self._db)
-            except BaseException:
-                # Queued even if BEGIN itself was cancelled mid-flight: it then runs after it.
-                await _settle(self._db.rollback())
-                raise
+                await _on_db_thread(self._db, functools.partial(_commit, group))
+            except Exception as exc:  # BEGIN or COMMIT failed: none of the group stayed
+                for unit in group:
+                    unit.error = exc
+            for unit in group:
+                unit.deliver()
+
+
+@dataclass(slots=True)
+class _Unit(Generic[T]):
+    work: Callable[[Transaction], Awaitable[T]]
+    context: contextvars.Context
+    done: asyncio.Future[T]
+    result: T | None = None  # these two are set on the database thread
+    error: Exception | None = None
+
+    def deliver(self) -> None:
+        if self.done.done():  # its caller was cancelled
+            return
+        if self.error is not None:
+            self.done.set_exception(self.error)
+        else:
+            self.done.set_result(cast("T", self.result))
+
+
+def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> None:
+    """One transaction for `group`, each unit in a savepoint of its own (on the database thread)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        kept = False
+        for unit in group:
+            db.execute("SAVEPOINT unit")
             try:
-                await _settle(self._db.commit())
-            except sqlite3.Error:
-                await _settle(self._db.rollback())
-                raise
+                unit.result = unit.context.run(_complete, unit.work(SqliteTransaction(db)))
+                kept = True
+            except Exception as exc:
+                db.execute("ROLLBACK TO unit")
+                unit.error = exc
+            db.execute("RELEASE unit")
+        if kept:
+            db.commit()
+        else:  # a group of refusals ends as it began: not even an empty commit touches the file
+            db.rollback()
+    except BaseException:
+        db.rollback()
+        raise
+
+
+async def _on_db_thread(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn(raw connection)` as one call on aiosqlite's queue, on its thread.
+
+    aiosqlite's public methods are each this with one sqlite3 call; it has no public way to queue
+    several. `_execute` and `_conn` are the private names we rely on: pyproject pins the aiosqlite
+    versions that have them, and tests/storage/test_sqlite.py fails first if they change.
+    """
+    result: T = await db._execute(lambda: fn(db._conn))  # type: ignore[no-untyped-call]
+    return result
+
+
+def _complete(work: Awaitable[T]) -> T:
+    """Drive `work` to its end without an event loop; it must not suspend."""
+    steps = work.__await__()
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    steps.close()
+    msg = "a unit of work awaited something other than its transaction"
+    raise RuntimeError(msg)
 
 
 async def _connect(path: Path | str) -> aiosqlite.Connection:

@@ -72,5 +72,4 @@ def direct(user: str, text: str) -> Outgoing:
 
 async def enqueue(store: Store, at: datetime, *notices: Outgoing) -> None:
     """Queue `notices` in a transaction of their own, as a change would."""
-    async with store.transaction() as tx:
-        await tx.enqueue(list(notices), at)
+    await store.run(lambda tx: tx.enqueue(list(notices), at))

@@ -16,8 +16,7 @@ LOST = DeliveryError("console post: channel_not_found", retryable=False, channel
 
 
 async def _degraded(store) -> list[tuple[str, int]]:
-    async with store.transaction() as tx:
-        return [(d.channel_id, d.parked) for d in await tx.degraded_channels()]
+    return [(d.channel_id, d.parked) for d in await store.run(lambda tx: tx.degraded_channels())]
 
 
 def _statuses(tmp_path) -> list[tuple[str, str]]:

@@ -14,10 +14,12 @@ from bot.dispatcher import Dispatcher, Rules
 from bot.model import (
     ButtonAction,
     ButtonPressed,
+    Ledger,
     NoticeKind,
     Platform,
     Status,
 )
+from storage.base import Transaction
 from tests.conftest import COMMUNITY
 from tests.factories import command as _command
 from tests.factories import member
@@ -279,8 +281,7 @@ async def test_community_setup_survives_reconnect(dispatcher, store, clock):
     """An adapter re-registering its community at start does not undo an admin's setup."""
     await dispatcher.handle(command("setup", "boss", admin=True, clock=clock, key="setup-1"))
     await dispatcher.connect_community(COMMUNITY)
-    async with store.transaction() as tx:
-        community = await tx.community(Platform.CONSOLE, "local")
+    community = await store.run(lambda tx: tx.community(Platform.CONSOLE, "local"))
     assert community is not None
     assert community.review_channel_id == "reviews"
 
@@ -331,11 +332,16 @@ async def test_x2_request_takes_two_reviewers(dispatcher, worker, sender, clock,
         "alex finished reviewing your request #1 (https://example.com/d): 2 of 2 done."
     )
     assert texts.status_text(post()) == "done · ✅ vera, alex · 2 of 2"
-    async with store.transaction() as tx:
+
+    async def ledgers(tx: Transaction) -> tuple[Ledger, Ledger]:
         riley = await tx.member(member("riley"), clock.now())
         vera = await tx.member(member("vera"), clock.now())
-        assert (await tx.ledger(riley.person_id, clock.now() - timedelta(days=30))).received == 2
-        assert (await tx.ledger(vera.person_id, clock.now() - timedelta(days=30))).given == 1
+        since = clock.now() - timedelta(days=30)
+        return await tx.ledger(riley.person_id, since), await tx.ledger(vera.person_id, since)
+
+    riley, vera = await store.run(ledgers)
+    assert riley.received == 2
+    assert vera.given == 1
 
 
 async def test_cancel_of_x2_request_tells_each_claimer(dispatcher, worker, sender, clock):

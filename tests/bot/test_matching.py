@@ -3,7 +3,6 @@ path of `choose`, which must choose exactly what `rank` over every candidate cho
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from bot.matching import is_eligible, rank
 from bot.model import Member, Platform, QuietHours, Status, Volunteer
 from bot.usecases import asking
 from bot.usecases.base import Context, Rules
+from storage.base import Transaction
 from tests.factories import member
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -163,7 +163,7 @@ def test_rank_picks_the_best_eligible_volunteers(
 
 
 class _UndoError(Exception):
-    """Raised to roll a transaction back once its result is read."""
+    """Raised with a transaction's result, to roll the transaction back once it is read."""
 
 
 async def _choose_over_all_candidates(ctx, request, exclude=frozenset()):
@@ -194,7 +194,8 @@ async def _choose_over_all_candidates(ctx, request, exclude=frozenset()):
 async def _populate(store, rng: random.Random, size: int) -> list[Member]:
     """`size` people, most volunteering: some paused, at their cap, in quiet hours, ignoring
     notifications, tied on every ranking key, with claims from 0 to 45 days old."""
-    async with store.transaction() as tx:
+
+    async def work(tx: Transaction) -> list[Member]:
         people = [await tx.member(member(f"p{i:03d}"), NOW) for i in range(size)]
         asker = await tx.member(member("asker"), NOW)
         for person in people:
@@ -231,34 +232,38 @@ async def _populate(store, rng: random.Random, size: int) -> list[Member]:
             at = NOW - timedelta(hours=rng.choice((1, 2, 30)))
             for _ in range(3 if rng.random() < 0.1 else 1):
                 await tx.mark_notified([p.person_id for p in group], at)
-    return people
+        return people
+
+    return await store.run(work)
 
 
 async def _dry_choose(store, pick, *, requester, topics, rules, exclude=frozenset()):
     """Run `pick` (a `choose`) for a new request, read what it did, and roll it all back:
     (chosen person ids in order, the DMs to the auto-paused, every paused candidate's id)."""
-    with contextlib.suppress(_UndoError):
-        async with store.transaction() as tx:
-            ctx = Context(
-                tx=tx,
-                member=requester,
-                now=NOW,
-                rules=rules,
-                platforms=frozenset({Platform.CONSOLE}),
-            )
-            request = await tx.add_request(
-                link="https://example.com/ask",
-                topics=topics,
-                note="",
-                requester=requester,
-                origin_channel_id="reviews",
-                at=NOW,
-            )
-            chosen, told = await pick(ctx, request, exclude)
-            paused = [v.person_id for v in await tx.candidates(topics, NOW) if v.paused_until]
-            result = ([v.person_id for v in chosen], told, paused)
-            raise _UndoError
-    return result
+
+    async def work(tx: Transaction) -> None:
+        ctx = Context(
+            tx=tx,
+            member=requester,
+            now=NOW,
+            rules=rules,
+            platforms=frozenset({Platform.CONSOLE}),
+        )
+        request = await tx.add_request(
+            link="https://example.com/ask",
+            topics=topics,
+            note="",
+            requester=requester,
+            origin_channel_id="reviews",
+            at=NOW,
+        )
+        chosen, told = await pick(ctx, request, exclude)
+        paused = [v.person_id for v in await tx.candidates(topics, NOW) if v.paused_until]
+        raise _UndoError(([v.person_id for v in chosen], told, paused))
+
+    with pytest.raises(_UndoError) as undo:
+        await store.run(work)
+    return undo.value.args[0]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -286,7 +291,8 @@ async def test_choose_fetches_more_when_quiet_hours_fill_a_batch(store):
     """When quiet hours rule out every volunteer of the store's first batch, `choose` asks for
     more and finds the best volunteers who are awake."""
     asleep = QuietHours(start="07:00", end="09:00", timezone="UTC")  # NOW is 08:00 UTC
-    async with store.transaction() as tx:
+
+    async def work(tx: Transaction) -> tuple[Member, list[Member]]:
         riley = await tx.member(member("riley"), NOW)
         people = [await tx.member(member(f"v{i:02d}"), NOW) for i in range(30)]
         for person in people:
@@ -294,6 +300,9 @@ async def test_choose_fetches_more_when_quiet_hours_fill_a_batch(store):
         for person in people[:25]:
             await tx.set_quiet(person.person_id, asleep)
         await tx.mark_notified([p.person_id for p in people[25:]], NOW - HOUR)
+        return riley, people
+
+    riley, people = await store.run(work)
     args = {"requester": riley, "topics": ("python",), "rules": Rules(notify_limit=3)}
     chosen, _, _ = await _dry_choose(store, asking.choose, **args)
     assert chosen == [p.person_id for p in people[25:28]]

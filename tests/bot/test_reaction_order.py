@@ -27,8 +27,7 @@ async def posted(dispatcher: Dispatcher, worker, clock) -> int:
 
 
 async def _status(store, request_id: int = 1) -> tuple[Status, str | None]:
-    async with store.transaction() as tx:
-        request = await tx.request(request_id)
+    request = await store.run(lambda tx: tx.request(request_id))
     assert request is not None
     return request.status, request.claimer.user_id if request.claimer else None
 
@@ -60,8 +59,8 @@ async def test_a_late_event_is_recorded_as_seen(dispatcher, store, posted, clock
     remove = _stamped("vera", "1700000000.000200", clock=clock, added=False)
     add = _stamped("vera", "1700000000.000100", clock=clock)
     await _handle_all(dispatcher, remove, add, add)
-    async with store.transaction() as tx:
-        assert await tx.seen_event(add.event_key, clock.now())  # recorded before this call
+    # recorded before this call
+    assert await store.run(lambda tx: tx.seen_event(add.event_key, clock.now()))
     assert await _status(store) == (Status.OPEN, None)
 
 

@@ -10,6 +10,7 @@ from bot.matching import in_quiet_hours
 from bot.model import Ledger, Member, NoticeKind, Platform, QuietHours, Request, Status
 from bot.reciprocity import held_back, queue_order, takes
 from bot.reminders import ReminderRules, Reminders
+from storage.base import Transaction
 from tests.factories import command, member, reaction
 
 NAMES = ("riley", "vera", "sam")
@@ -149,8 +150,7 @@ async def test_close_enough_ends_the_request_and_tells_the_claimer(
     assert await _say(dispatcher, clock, "close 1 enough", "riley") == (
         "Closed request #1: glad you got enough feedback."
     )
-    async with store.transaction() as tx:
-        request = await tx.request(1)
+    request = await store.run(lambda tx: tx.request(1))
     assert request is not None
     assert (request.status, request.response) == (Status.CANCELLED, "got enough feedback")
     await worker.drain()
@@ -336,7 +336,8 @@ async def test_recent_ledgers_agree_with_each_ledger(dispatcher, store, clock):
     clock.advance(days=40)  # these fall out of the window; one more falls in
     await _reviewed(dispatcher, clock, "https://example.com/d", "sam", "riley")
     since = clock.now() - timedelta(days=30)
-    async with store.transaction() as tx:
+
+    async def work(tx: Transaction) -> dict[int, Ledger]:
         people = [m.person_id for m in [await tx.member(member(n), clock.now()) for n in NAMES]]
         balances = await tx.recent_ledgers([*people, 999], since)
         for person in people:
@@ -345,5 +346,8 @@ async def test_recent_ledgers_agree_with_each_ledger(dispatcher, store, clock):
                 full.given_recent,
                 full.received_recent,
             )
+        return balances
+
+    balances = await store.run(work)
     assert balances[999] == Ledger()
     assert sum(b.given_recent for b in balances.values()) == 1

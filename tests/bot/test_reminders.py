@@ -32,16 +32,14 @@ def reminders(store, clock, rules: ReminderRules = RULES) -> Reminders:
 
 
 async def _set_timezone(store, tz: str, at: str = "09:00") -> None:
-    async with store.transaction() as tx:
-        await tx.save_community(
-            Community(
-                platform=Platform.CONSOLE,
-                community_id="local",
-                review_channel_id="reviews",
-                timezone=tz,
-                reminder_time=at,
-            )
-        )
+    community = Community(
+        platform=Platform.CONSOLE,
+        community_id="local",
+        review_channel_id="reviews",
+        timezone=tz,
+        reminder_time=at,
+    )
+    await store.run(lambda tx: tx.save_community(community))
 
 
 async def _ask(dispatcher, clock, link: str, who: str = "riley") -> None:

@@ -144,11 +144,12 @@ async def _prepare(
     if state is Status.CLAIMED:
         assert (await say("claimer", f"claim {request_id}")).startswith("You claimed")
     if state is Status.EXPIRED:  # as the daily expiry leaves it
-        async with store.transaction() as tx:
-            expired = await tx.change_status(
+        expired = await store.run(
+            lambda tx: tx.change_status(
                 request_id, Status.OPEN, Status.EXPIRED, actor=None, at=clock.now()
             )
-            assert expired is not None
+        )
+        assert expired is not None
     return request_id
 
 

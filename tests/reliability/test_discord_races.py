@@ -153,8 +153,7 @@ async def test_claims_from_both_platforms_at_once_have_exactly_one_winner(  # no
         await _wait_handled(bot, before + len(kinds))
         elapsed = time.perf_counter() - started
         await bot.deliver()
-        async with bot.core.store.transaction() as tx:
-            request = await tx.request(1)
+        request = await bot.core.store.run(lambda tx: tx.request(1))
 
     assert request is not None
     assert request.status is Status.CLAIMED
@@ -198,8 +197,7 @@ def _reaction_keys(bot: DiscordBot, start: int) -> list[str]:
 
 
 async def _state(bot: DiscordBot) -> tuple[Status, str | None]:
-    async with bot.core.store.transaction() as tx:
-        request = await tx.request(1)
+    request = await bot.core.store.run(lambda tx: tx.request(1))
     assert request is not None
     return request.status, request.claimer.user_id if request.claimer else None
 

@@ -399,15 +399,13 @@ async def test_a_lost_channel_is_marked_degraded(
             c for c in strict_slack.calls("chat.postMessage") if c.args["channel"] == REVIEW_CHANNEL
         ]
         figures["posts_tried_in_lost_channel"] = len(tried)
-        async with bot.core.store.transaction() as tx:
-            degraded = await tx.degraded_channels()
+        degraded = await bot.core.store.run(lambda tx: tx.degraded_channels())
 
         strict_slack.add_channel(REVIEW_CHANNEL)  # the bot is let back in
         strict_slack.add_user("U0ADMIN", name="admin", is_admin=True)
         setup = await bot.command("setup", ("U0ADMIN", "admin"), channel_id=REVIEW_CHANNEL)
         await bot.deliver()
-        async with bot.core.store.transaction() as tx:
-            after = await tx.degraded_channels()
+        after = await bot.core.store.run(lambda tx: tx.degraded_channels())
 
     assert len(tried) == 1
     assert [(d.platform, d.channel_id, d.parked) for d in degraded] == [

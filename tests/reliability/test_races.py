@@ -38,6 +38,7 @@ from bot.model import (
     ReactionChanged,
     Status,
 )
+from storage.base import Transaction
 from storage.sqlite import SqliteStore
 from tests.adapters.slack.conftest import ALICE, REVIEW_CHANNEL, SlackHarness
 from tests.conftest import COMMUNITY
@@ -116,8 +117,7 @@ async def test_500_concurrent_claims_have_exactly_one_winner(  # noqa: PLR0917 -
         attempts = await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
         await bot.deliver()
-        async with bot.core.store.transaction() as tx:
-            request = await tx.request(1)
+        request = await bot.core.store.run(lambda tx: tx.request(1))
 
     assert request is not None
     assert request.status is Status.CLAIMED
@@ -179,7 +179,8 @@ async def _mark_posted(store: SqliteStore, path: Path, request_id: int, at: date
         path, "SELECT id FROM outbox WHERE kind = 'relay_post' AND request_id = ?", [request_id]
     )
     message_id = f"m{request_id}"
-    async with store.transaction() as tx:
+
+    async def work(tx: Transaction) -> None:
         notice = Notice(
             id=notice_id,
             kind=NoticeKind.RELAY_POST,
@@ -189,6 +190,8 @@ async def _mark_posted(store: SqliteStore, path: Path, request_id: int, at: date
             request=await tx.request(request_id),
         )
         await tx.mark_sent(notice, message_id, at)
+
+    await store.run(work)
     return message_id
 
 
@@ -441,8 +444,7 @@ async def _replay(
         )
         assert answer.status == 200
         bot.clock.advance(milliseconds=FLAP_SPACING_MS)
-        async with bot.core.store.transaction() as tx:
-            request = await tx.request(1)
+        request = await bot.core.store.run(lambda tx: tx.request(1))
         assert request is not None
         assert (request.status, request.claimer is None) in (
             (Status.OPEN, True),
@@ -462,8 +464,7 @@ async def _flap_scenario(
         ts = bot.post_ts()
         await _replay(bot, ts, arrivals, volunteer)
         await bot.deliver()
-        async with bot.core.store.transaction() as tx:
-            request = await tx.request(1)
+        request = await bot.core.store.run(lambda tx: tx.request(1))
     assert request is not None
     dms = [c for c in slack.calls("chat.postMessage") if c.args["channel"] == ALICE[0]]
     [post] = slack.messages(REVIEW_CHANNEL)

@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import discord.gateway
@@ -35,6 +35,7 @@ from bot.app import Core, serve
 from bot.model import InboundEvent, Reply
 from bot.ports import Sender
 from bot.settings import Settings
+from storage.base import Transaction
 from tests.adapters.discord.conftest import FAST_READY, FastReviewClient
 from tests.fakes import slack_payloads as p
 from tests.fakes.discord_payloads import JSON
@@ -57,6 +58,8 @@ GUILD_NAME = "Reviewers"
 ALICE, CAROL = ("U0ALICE", "alice"), ("U0CAROL", "carol")
 WAIT = 5.0  # seconds any single wait may take before the test fails
 
+T = TypeVar("T")
+
 _build_core = app.build_core
 
 
@@ -77,7 +80,7 @@ class CoreProbe:
 
     def build_core(self, *args: Any, **kwargs: Any) -> Core:
         core = _build_core(*args, **kwargs)
-        handle, transaction = core.dispatcher.handle, core.store.transaction
+        handle, run = core.dispatcher.handle, core.store.run
 
         async def watched_handle(event: InboundEvent) -> Reply:
             self.in_flight += 1
@@ -92,15 +95,14 @@ class CoreProbe:
                 self.handled.append((event, reply))
                 self._notify()
 
-        @contextlib.asynccontextmanager
-        async def watched_transaction() -> AsyncIterator[Any]:
-            async with transaction() as tx:
-                yield tx
+        async def watched_run(work: Callable[[Transaction], Awaitable[T]]) -> T:
+            result = await run(work)
             if asyncio.current_task() is not self._checker:
                 self._notify()
+            return result
 
         core.dispatcher.handle = watched_handle  # type: ignore[method-assign]
-        core.store.transaction = watched_transaction  # type: ignore[method-assign]
+        core.store.run = watched_run  # type: ignore[method-assign]
         self.cores.append(core)
         return core
 
@@ -145,8 +147,7 @@ class CoreProbe:
         # A notice being sent is still pending and due until the worker records the outcome.
         self._checker = asyncio.current_task()
         try:
-            async with core.store.transaction() as tx:
-                return bool(await tx.due_notices(core.clock.now(), 1))
+            return bool(await core.store.run(lambda tx: tx.due_notices(core.clock.now(), 1)))
         finally:
             self._checker = None
 

@@ -14,7 +14,8 @@ import pytest
 from bot import matching
 from bot.model import Member, QuietHours, Request, Status, Volunteer
 from bot.reciprocity import LOAD_WINDOW
-from storage.sqlite import SqliteStore, SqliteTransaction, migrations
+from storage.base import Transaction
+from storage.sqlite import SqliteStore, migrations
 from tests.factories import member
 from tests.fakes.fake_clock import FakeClock
 
@@ -42,7 +43,7 @@ def drift(path: Path) -> list[tuple[str, int]]:
 
 
 async def ranked_by_store(
-    tx: SqliteTransaction,
+    tx: Transaction,
     topics: tuple[str, ...],
     requester: int,
     now: datetime,
@@ -63,7 +64,7 @@ async def ranked_by_store(
 
 
 async def ranked_by_rank(
-    tx: SqliteTransaction,
+    tx: Transaction,
     topics: tuple[str, ...],
     requester: int,
     now: datetime,
@@ -83,7 +84,7 @@ async def ranked_by_rank(
     )
 
 
-async def _ask(tx: SqliteTransaction, requester: Member, at: datetime) -> Request:
+async def _ask(tx: Transaction, requester: Member, at: datetime) -> Request:
     return await tx.add_request(
         link=f"https://example.com/{at.timestamp()}",
         topics=("python",),
@@ -94,13 +95,13 @@ async def _ask(tx: SqliteTransaction, requester: Member, at: datetime) -> Reques
     )
 
 
-async def _claimed(tx: SqliteTransaction, requester: Member, claimer: Member, at: datetime) -> int:
+async def _claimed(tx: Transaction, requester: Member, claimer: Member, at: datetime) -> int:
     request = await _ask(tx, requester, at)
     await tx.change_status(request.id, Status.OPEN, Status.CLAIMED, actor=claimer, at=at)
     return request.id
 
 
-async def _loads(tx: SqliteTransaction, topic: str, requester: int, now: datetime):
+async def _loads(tx: Transaction, topic: str, requester: int, now: datetime):
     """(person id, active, recent) of every available volunteer for `topic`, as stored."""
     found = await tx.rank_candidates(
         [topic],
@@ -113,10 +114,11 @@ async def _loads(tx: SqliteTransaction, topic: str, requester: int, now: datetim
 
 
 async def _move_window(store: SqliteStore, since: datetime) -> None:
-    async with store.transaction() as tx:
-        await tx.rank_candidates(
+    await store.run(
+        lambda tx: tx.rank_candidates(
             ["python"], requester_person_id=0, now=since, recent_since=since, limit=0
         )
+    )
 
 
 # --- counters ------------------------------------------------------------------------------------
@@ -126,37 +128,42 @@ async def test_claims_and_every_way_a_hold_ends_keep_the_counters_exact(store, c
     """Claim, release, done, cancel, expire and reopen move the stored loads as a recount does."""
     db = tmp_path / "test.db"
     now = clock.now()
-    async with store.transaction() as tx:
+
+    async def history(tx: Transaction) -> tuple[Member, Member, list[int], Request]:
         riley = await tx.member(member("riley"), now)
         vera = await tx.member(member("vera"), now)
         await tx.save_volunteer(vera, frozenset({"python", "go"}), None)
         held = [await _claimed(tx, riley, vera, now) for _ in range(4)]
-        expiring = await _ask(tx, riley, now)
+        return riley, vera, held, await _ask(tx, riley, now)
+
+    riley, vera, held, expiring = await store.run(history)
     assert drift(db) == []
-    for request_id, before, after in (
+    for change in (
         (held[0], Status.CLAIMED, Status.OPEN),  # release
         (held[1], Status.CLAIMED, Status.DONE),
         (held[2], Status.CLAIMED, Status.CANCELLED),
         (expiring.id, Status.OPEN, Status.EXPIRED),
         (expiring.id, Status.EXPIRED, Status.OPEN),  # reopen
     ):
-        async with store.transaction() as tx:
-            assert await tx.change_status(request_id, before, after, actor=vera, at=now)
+        assert await store.run(lambda tx, c=change: tx.change_status(*c, actor=vera, at=now))
         assert drift(db) == []
-    async with store.transaction() as tx:
-        assert await _loads(tx, "go", riley.person_id, now) == [(vera.person_id, 1, 4)]
+    loads = await store.run(lambda tx: _loads(tx, "go", riley.person_id, now))
+    assert loads == [(vera.person_id, 1, 4)]
 
 
 async def test_someone_who_volunteers_while_holding_claims_starts_with_them(store, clock, tmp_path):
     """A new volunteer row counts the claims its person made before volunteering."""
     now = clock.now()
-    async with store.transaction() as tx:
+
+    async def history(tx: Transaction) -> None:
         riley = await tx.member(member("riley"), now)
         sam = await tx.member(member("sam"), now)
         await _claimed(tx, riley, sam, now)
         await tx.save_volunteer(sam, frozenset({"python"}), None)
         await tx.save_volunteer(sam, frozenset({"python", "rust"}), None)  # the update path
         assert await _loads(tx, "rust", riley.person_id, now) == [(sam.person_id, 1, 1)]
+
+    await store.run(history)
     assert drift(tmp_path / "test.db") == []
 
 
@@ -164,7 +171,8 @@ async def test_merge_split_and_forget_keep_the_counters_exact(store, clock, tmp_
     """Linking two identities adds their loads up; unlinking and forgetting leave no drift."""
     db = tmp_path / "test.db"
     now = clock.now()
-    async with store.transaction() as tx:
+
+    async def merge(tx: Transaction) -> Member:
         riley = await tx.member(member("riley"), now)
         vera = await tx.member(member("vera"), now)
         other = await tx.member(member("vera-discord"), now)
@@ -176,19 +184,24 @@ async def test_merge_split_and_forget_keep_the_counters_exact(store, clock, tmp_
         assert await _loads(tx, "go", riley.person_id, now) == [(vera.person_id, 2, 2)]
         [counted] = await tx.candidates(["go"], now - LOAD_WINDOW)
         assert (counted.active_claims, counted.recent_claims) == (2, 2)
-    assert drift(db) == []
-    async with store.transaction() as tx:
+        return vera
+
+    async def split(tx: Transaction) -> None:
         await tx.split_member(await tx.member(member("vera-discord"), now), now)
+
+    vera = await store.run(merge)
     assert drift(db) == []
-    async with store.transaction() as tx:
-        await tx.forget_person(vera.person_id)
+    await store.run(split)
+    assert drift(db) == []
+    await store.run(lambda tx: tx.forget_person(vera.person_id))
     assert drift(db) == []
 
 
 async def test_merging_into_someone_who_is_no_volunteer_moves_the_loads(store, clock, tmp_path):
     """When the kept person had no volunteer row, the moved row counts both persons' claims."""
     now = clock.now()
-    async with store.transaction() as tx:
+
+    async def merge(tx: Transaction) -> None:
         riley = await tx.member(member("riley"), now)
         vera = await tx.member(member("vera"), now)
         other = await tx.member(member("vera-discord"), now)
@@ -197,6 +210,8 @@ async def test_merging_into_someone_who_is_no_volunteer_moves_the_loads(store, c
         await _claimed(tx, riley, other, now)
         await tx.merge_persons(keep=vera.person_id, merge=other.person_id)
         assert await _loads(tx, "python", riley.person_id, now) == [(vera.person_id, 2, 2)]
+
+    await store.run(merge)
     assert drift(tmp_path / "test.db") == []
 
 
@@ -207,7 +222,8 @@ async def test_a_claim_weighs_until_exactly_thirty_days_later(store, clock, tmp_
     """A claim counts in the load until it is exactly 30 days old and not a microsecond longer;
     the order of two volunteers flips at that moment on both paths."""
     start = clock.now()
-    async with store.transaction() as tx:
+
+    async def history(tx: Transaction) -> tuple[Member, Member, Member]:
         riley = await tx.member(member("riley"), start)
         vera = await tx.member(member("vera"), start)  # the lower person id: first on a tie
         sam = await tx.member(member("sam"), start)
@@ -215,14 +231,20 @@ async def test_a_claim_weighs_until_exactly_thirty_days_later(store, clock, tmp_
             await tx.save_volunteer(volunteer, frozenset({"python"}), None)
         request_id = await _claimed(tx, riley, vera, start)
         await tx.change_status(request_id, Status.CLAIMED, Status.DONE, actor=vera, at=start)
+        return riley, vera, sam
+
+    async def ranked_at(tx: Transaction, at: datetime) -> list[Volunteer]:
+        ranked = await ranked_by_store(tx, ("python",), riley.person_id, at)
+        assert ranked == await ranked_by_rank(tx, ("python",), riley.person_id, at)
+        return ranked
+
+    riley, vera, sam = await store.run(history)
     for at, expected in (
         (start + timedelta(days=29), [sam.person_id, vera.person_id]),
         (start + LOAD_WINDOW, [sam.person_id, vera.person_id]),
         (start + LOAD_WINDOW + timedelta(microseconds=1), [vera.person_id, sam.person_id]),
     ):
-        async with store.transaction() as tx:
-            ranked = await ranked_by_store(tx, ("python",), riley.person_id, at)
-            assert ranked == await ranked_by_rank(tx, ("python",), riley.person_id, at)
+        ranked = await store.run(lambda tx, at=at: ranked_at(tx, at))
         assert [v.person_id for v in ranked] == expected
         assert drift(tmp_path / "test.db") == []
 
@@ -232,8 +254,8 @@ async def test_moving_the_window_recounts_only_those_whose_claims_left_it(store,
     and nobody else."""
     db = tmp_path / "test.db"
     start = clock.now()
-    await _move_window(store, start - LOAD_WINDOW)
-    async with store.transaction() as tx:
+
+    async def history(tx: Transaction) -> tuple[Member, Member]:
         riley = await tx.member(member("riley"), start)
         vera = await tx.member(member("vera"), start)
         sam = await tx.member(member("sam"), start)
@@ -241,6 +263,10 @@ async def test_moving_the_window_recounts_only_those_whose_claims_left_it(store,
             await tx.save_volunteer(volunteer, frozenset({"python"}), None)
         await _claimed(tx, riley, vera, start - timedelta(days=20))
         await _claimed(tx, riley, sam, start)
+        return vera, sam
+
+    await _move_window(store, start - LOAD_WINDOW)
+    vera, sam = await store.run(history)
     with sqlite3.connect(db) as raw:  # a marker on sam: a recount would overwrite it
         raw.execute(
             "UPDATE volunteers SET recent_claims = 99 WHERE person_id = ?", (sam.person_id,)
@@ -256,20 +282,26 @@ async def test_a_window_moved_back_recounts_everyone(store, clock, tmp_path):
     """After the clock goes back, the loads again count the claims the earlier window covers."""
     db = tmp_path / "test.db"
     start = clock.now()
-    async with store.transaction() as tx:
+
+    async def history(tx: Transaction) -> tuple[Member, Member]:
         riley = await tx.member(member("riley"), start)
         vera = await tx.member(member("vera"), start)
         await tx.save_volunteer(vera, frozenset({"python"}), None)
         await _claimed(tx, riley, vera, start - timedelta(days=40))
-    await _move_window(store, start)
-    assert drift(db) == []
-    async with store.transaction() as tx:
+        return riley, vera
+
+    async def loads(tx: Transaction) -> None:
         assert await _loads(tx, "python", riley.person_id, start + LOAD_WINDOW) == [
             (vera.person_id, 1, 0)
         ]
         assert await _loads(tx, "python", riley.person_id, start - timedelta(days=20)) == [
             (vera.person_id, 1, 1)
         ]
+
+    riley, vera = await store.run(history)
+    await _move_window(store, start)
+    assert drift(db) == []
+    await store.run(loads)
     assert drift(db) == []
 
 
@@ -280,10 +312,10 @@ async def test_rank_candidates_walks_one_index_slice_per_topic(store, clock):
     """The ranking query reads each topic's volunteers through the ranking index, in order, and
     never scans a table: its cost does not grow with the number of volunteers."""
     statements: list[str] = []
-    async with store.transaction() as tx:
-        riley = await tx.member(member("riley"), clock.now())
-        await store._db.set_trace_callback(statements.append)
-        await tx.rank_candidates(
+    riley = await store.run(lambda tx: tx.member(member("riley"), clock.now()))
+    await store._db.set_trace_callback(statements.append)
+    await store.run(
+        lambda tx: tx.rank_candidates(
             ["go", "python"],
             requester_person_id=riley.person_id,
             now=clock.now(),
@@ -291,9 +323,11 @@ async def test_rank_candidates_walks_one_index_slice_per_topic(store, clock):
             limit=12,
             exclude={5, 6},
         )
-        await store._db.set_trace_callback(None)
-        [query] = [s for s in statements if "volunteer_topics t JOIN" in s]
-        plan = [r[3] for r in await tx._rows("EXPLAIN QUERY PLAN " + query)]
+    )
+    await store._db.set_trace_callback(None)
+    [query] = [s for s in statements if "volunteer_topics t JOIN" in s]
+    rows = await store.run(lambda tx: tx._rows("EXPLAIN QUERY PLAN " + query))
+    plan = [r[3] for r in rows]
     walks = [step for step in plan if "volunteer_topics_rank" in step]
     assert len(walks) == 2
     assert all(step.startswith("SEARCH t USING COVERING INDEX") for step in walks)
@@ -312,25 +346,30 @@ async def test_random_histories_keep_the_loads_exact_and_the_ranking_equal(seed,
     path = tmp_path / "random.db"
     names = [f"p{i:02d}" for i in range(14)]
     asks = 0
+
+    async def step_and_ask(tx: Transaction, ask: bool) -> bool:
+        """One random step, then maybe an ask; True if the ask chose someone."""
+        await _random_step(tx, rng, clock, names)
+        if not ask:
+            return False
+        who = await tx.member(member(rng.choice(names)), clock.now())
+        topics = tuple(rng.sample(TOPICS, rng.randint(1, 3)))
+        limit = rng.randint(1, 8)
+        exclude = frozenset(rng.sample(range(1, 20), rng.randint(0, 3)))
+        args = (tx, topics, who.person_id, clock.now())
+        expected = await ranked_by_rank(*args, limit=limit, exclude=exclude)
+        assert await ranked_by_store(*args, limit=limit, exclude=exclude) == expected
+        return bool(expected)
+
     async with await SqliteStore.open(path) as store:
         for step in range(160):
-            async with store.transaction() as tx:
-                await _random_step(tx, rng, clock, names)
-                if step % 3 == 0:
-                    who = await tx.member(member(rng.choice(names)), clock.now())
-                    topics = tuple(rng.sample(TOPICS, rng.randint(1, 3)))
-                    limit = rng.randint(1, 8)
-                    exclude = frozenset(rng.sample(range(1, 20), rng.randint(0, 3)))
-                    args = (tx, topics, who.person_id, clock.now())
-                    expected = await ranked_by_rank(*args, limit=limit, exclude=exclude)
-                    assert await ranked_by_store(*args, limit=limit, exclude=exclude) == expected
-                    asks += bool(expected)
+            asks += await store.run(lambda tx, ask=step % 3 == 0: step_and_ask(tx, ask))
             assert drift(path) == [], f"step {step}"
             clock.advance(minutes=rng.choice((1, 30, 600, 3000)))
     assert asks > 20  # the asks did choose someone, mostly
 
 
-async def _random_step(tx: SqliteTransaction, rng: random.Random, clock: FakeClock, names) -> None:
+async def _random_step(tx: Transaction, rng: random.Random, clock: FakeClock, names) -> None:
     now = clock.now()
     actor = await tx.member(member(rng.choice(names)), now)
     other = await tx.member(member(rng.choice(names)), now)
@@ -427,10 +466,13 @@ async def test_migration_0005_backfills_the_loads_of_an_existing_file(tmp_path: 
                 "SELECT SUM(active_claims), SUM(recent_claims) FROM volunteers"
             ).fetchone()
         assert (active, 0 < recent < 24) == (8, True)
-        async with store.transaction() as tx:
+
+        async def compare(tx: Transaction) -> None:
             for topics in (("python",), ("go", "rust"), ("writing",), TOPICS):
                 for limit in (1, 3, 7):
                     args = (tx, topics, 1, now)
                     expected = await ranked_by_rank(*args, limit=limit)
                     assert await ranked_by_store(*args, limit=limit) == expected
+
+        await store.run(compare)
     assert drift(path) == []

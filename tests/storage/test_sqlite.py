@@ -1,25 +1,28 @@
-"""SqliteStore on real files: atomic claims, isolation, cancellation, migrations, outbox."""
+"""SqliteStore on real files: units of work (atomic, isolated, cancellable), migrations, outbox."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from bot.errors import StoreError
-from bot.model import NoticeKind, Outgoing, Platform, Status
+from bot.model import Notice, NoticeKind, Outgoing, Platform, Request, Status
+from storage.base import Transaction
 from storage.sqlite import SqliteStore, migrations
 from tests.factories import member
 from tests.fakes.fake_clock import FakeClock
 
 
 async def _open_request(store: SqliteStore, clock: FakeClock) -> int:
-    async with store.transaction() as tx:
+    async def ask(tx: Transaction) -> Request:
         riley = await tx.member(member("riley"), clock.now())
-        request = await tx.add_request(
+        return await tx.add_request(
             link="https://example.com/d",
             topics=["python"],
             note="",
@@ -27,25 +30,26 @@ async def _open_request(store: SqliteStore, clock: FakeClock) -> int:
             origin_channel_id="reviews",
             at=clock.now(),
         )
-    return request.id
+
+    return (await store.run(ask)).id
 
 
 async def test_fifty_concurrent_claims_have_one_winner(store, clock):
     """Fifty volunteers claiming one request at once: exactly one claim succeeds, none errors."""
     request_id = await _open_request(store, clock)
 
-    async def claim(name: str):
-        async with store.transaction() as tx:
-            actor = await tx.member(member(name), clock.now())
-            return await tx.change_status(
-                request_id, Status.OPEN, Status.CLAIMED, actor=actor, at=clock.now()
-            )
+    async def claim(name: str, tx: Transaction) -> Request | None:
+        actor = await tx.member(member(name), clock.now())
+        return await tx.change_status(
+            request_id, Status.OPEN, Status.CLAIMED, actor=actor, at=clock.now()
+        )
 
-    results = await asyncio.gather(*(claim(f"v{i}") for i in range(50)))
+    results = await asyncio.gather(
+        *(store.run(lambda tx, i=i: claim(f"v{i}", tx)) for i in range(50))
+    )
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
-    async with store.transaction() as tx:
-        final = await tx.request(request_id)
+    final = await store.run(lambda tx: tx.request(request_id))
     assert final is not None
     assert final.status is Status.CLAIMED
     assert final.claimer == winners[0].claimer
@@ -56,17 +60,17 @@ def _count(path: Path, sql: str) -> int:
         return int(raw.execute(sql).fetchone()[0])
 
 
-async def test_a_failing_transaction_does_not_undo_the_others(store, clock, tmp_path):
-    """One transaction failing midway rolls back only its own writes."""
+async def test_a_failing_unit_does_not_undo_the_others(store, clock, tmp_path):
+    """One unit of work failing midway rolls back only its own writes."""
 
-    async def write(i: int) -> None:
-        async with store.transaction() as tx:
-            await tx.member(member(f"user{i}"), clock.now())
-            await asyncio.sleep(0)
-            if i == 7:
-                raise RuntimeError("boom")
+    async def write(i: int, tx: Transaction) -> None:
+        await tx.member(member(f"user{i}"), clock.now())
+        if i == 7:
+            raise RuntimeError("boom")
 
-    results = await asyncio.gather(*(write(i) for i in range(20)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(store.run(lambda tx, i=i: write(i, tx)) for i in range(20)), return_exceptions=True
+    )
     assert [i for i, r in enumerate(results) if isinstance(r, RuntimeError)] == [7]
     db = tmp_path / "test.db"
     assert _count(db, "SELECT COUNT(*) FROM members") == 19
@@ -74,53 +78,94 @@ async def test_a_failing_transaction_does_not_undo_the_others(store, clock, tmp_
     assert _count(db, "SELECT COUNT(*) FROM persons") == 19
 
 
-async def test_cancelled_transactions_leave_the_store_usable_and_atomic(store, clock, tmp_path):
-    """A thousand transactions cancelled at random points: each wrote all or nothing."""
+async def test_cancelled_callers_leave_the_store_usable_and_units_atomic(store, clock, tmp_path):
+    """A thousand units whose callers are cancelled at random points, waiting or while their unit
+    runs: each unit wrote all or nothing, every caller that returned has its rows, and the store
+    goes on. (A unit already on the database thread finishes there; its caller just stops
+    waiting.)"""
     rng = random.Random(7)
+    waiting: set[int] = set()
 
-    inside: set[int] = set()
+    async def write(i: int, tx: Transaction) -> None:
+        for part in range(3):
+            await tx.seen_event(f"t{i}:{part}", clock.now())
+            if i % 10 == 3 and part == 1:
+                raise RuntimeError("midway")  # and some fail halfway through
 
-    async def write(i: int) -> None:
-        async with store.transaction() as tx:
-            inside.add(i)
-            try:
-                for part in range(3):
-                    await tx.seen_event(f"t{i}:{part}", clock.now())
-                    await asyncio.sleep(0)
-            finally:
-                inside.discard(i)
+    async def caller(i: int) -> None:
+        waiting.add(i)
+        try:
+            await store.run(lambda tx: write(i, tx))
+        finally:
+            waiting.discard(i)
 
-    tasks = [asyncio.create_task(write(i)) for i in range(1000)]
-    while not all(t.done() for t in tasks):
+    tasks = [asyncio.create_task(caller(i)) for i in range(1000)]
+    victims = set(rng.sample(range(1000), 500))  # the others wait for their answer
+    while pending := sorted(v for v in victims if not tasks[v].done()):
         for _ in range(rng.randrange(1, 12)):
             await asyncio.sleep(0)
+        inside = sorted(victims & waiting)
         if inside and rng.random() < 0.5:
-            tasks[rng.choice(sorted(inside))].cancel()  # mid-transaction: the dangerous moment
+            tasks[rng.choice(inside)].cancel()  # its unit queued or running
         else:
-            rng.choice(tasks).cancel()
+            tasks[rng.choice(pending)].cancel()  # perhaps before it even started
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    assert [r for r in results if not isinstance(r, asyncio.CancelledError | None)] == []
+    failed = {i for i, r in enumerate(results) if isinstance(r, RuntimeError)}
+    expected = asyncio.CancelledError | RuntimeError | None
+    assert [r for r in results if not isinstance(r, expected)] == []
+    assert failed
+    assert all(i % 10 == 3 for i in failed)
 
     with sqlite3.connect(tmp_path / "test.db") as raw:
-        parts = raw.execute(
-            "SELECT substr(event_key, 1, instr(event_key, ':') - 1) AS t, COUNT(*) "
-            "FROM inbound_events GROUP BY t"
-        ).fetchall()
-    assert {count for _, count in parts} <= {3}
-    finished = sum(1 for t in tasks if not t.cancelled())
-    assert len(parts) >= finished
+        parts = dict(
+            raw.execute(
+                "SELECT substr(event_key, 2, instr(event_key, ':') - 2) AS t, COUNT(*) "
+                "FROM inbound_events GROUP BY t"
+            ).fetchall()
+        )
+    assert set(parts.values()) <= {3}
+    assert not {str(i) for i in range(1000) if i % 10 == 3} & set(parts)
+    returned = {str(i) for i, t in enumerate(tasks) if not t.cancelled() and i not in failed}
+    assert returned <= set(parts)
     assert sum(1 for t in tasks if t.cancelled()) > 0
-    async with store.transaction() as tx:
-        assert await tx.seen_event("after", clock.now()) is False
+    assert await store.run(lambda tx: tx.seen_event("after", clock.now())) is False
+
+
+async def test_a_unit_that_awaits_anything_else_is_refused_and_rolled_back(store, clock):
+    """Units run on the database thread without the event loop: awaiting a timer or the network
+    there is a bug, reported as one, and nothing it wrote stays."""
+
+    async def strays(tx: Transaction) -> None:
+        await tx.seen_event("stray", clock.now())
+        await asyncio.sleep(0)
+
+    with pytest.raises(RuntimeError, match="awaited something other than its transaction"):
+        await store.run(strays)
+    assert await store.run(lambda tx: tx.seen_event("stray", clock.now())) is False
+
+
+async def test_a_unit_runs_on_the_database_thread_with_the_callers_context(store):
+    """One trip per unit (off the event loop's thread), and the caller's context variables (the
+    log context) come along."""
+    where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="unset")
+    where.set("the handler's")
+    seen: list[tuple[int, str]] = []
+
+    async def look(tx: Transaction) -> None:
+        seen.append((threading.get_ident(), where.get()))
+
+    await store.run(look)
+    assert seen == [(seen[0][0], "the handler's")]
+    assert seen[0][0] != threading.get_ident()
 
 
 async def test_event_keys_survive_a_restart(tmp_path: Path, clock):
     """An inbound event key recorded before a restart is still known after it."""
     path = tmp_path / "keys.db"
-    async with await SqliteStore.open(path) as first, first.transaction() as tx:
-        assert await tx.seen_event("slack:Ev1", clock.now()) is False
-    async with await SqliteStore.open(path) as second, second.transaction() as tx:
-        assert await tx.seen_event("slack:Ev1", clock.now()) is True
+    async with await SqliteStore.open(path) as first:
+        assert await first.run(lambda tx: tx.seen_event("slack:Ev1", clock.now())) is False
+    async with await SqliteStore.open(path) as second:
+        assert await second.run(lambda tx: tx.seen_event("slack:Ev1", clock.now())) is True
 
 
 async def test_fresh_file_migrates_to_the_newest_schema(tmp_path: Path):
@@ -139,8 +184,7 @@ async def test_old_file_keeps_its_data_when_migrated(tmp_path: Path, clock):
         raw.execute("INSERT INTO inbound_events VALUES ('old-key', '2026-01-01T00:00:00+00:00')")
     async with await SqliteStore.open(path) as store:
         assert await store.schema_version() == migrations()[-1][0]
-        async with store.transaction() as tx:
-            assert await tx.seen_event("old-key", clock.now()) is True
+        assert await store.run(lambda tx: tx.seen_event("old-key", clock.now())) is True
 
 
 async def test_newer_schema_is_refused(tmp_path: Path):
@@ -155,7 +199,8 @@ async def test_newer_schema_is_refused(tmp_path: Path):
 async def test_due_notices_hand_out_one_per_channel_in_order(store, clock):
     """Only the oldest pending notice of each channel is due, so a channel keeps its order."""
     request_id = await _open_request(store, clock)
-    async with store.transaction() as tx:
+
+    async def enqueue_and_read(tx: Transaction) -> list[Notice]:
         await tx.enqueue(
             [
                 Outgoing(
@@ -182,7 +227,9 @@ async def test_due_notices_hand_out_one_per_channel_in_order(store, clock):
             ],
             clock.now(),
         )
-        due = await tx.due_notices(clock.now(), 10)
+        return await tx.due_notices(clock.now(), 10)
+
+    due = await store.run(enqueue_and_read)
     assert [(n.kind, n.channel_id or n.user_id) for n in due] == [
         (NoticeKind.RELAY_POST, "a"),
         (NoticeKind.DIRECT, "riley"),
@@ -199,7 +246,8 @@ async def test_one_post_update_settles_the_edits_queued_before_it(store, clock):
         channel_id="a",
         request_id=request_id,
     )
-    async with store.transaction() as tx:
+
+    async def send_then_edit(tx: Transaction) -> None:
         await tx.enqueue(
             [
                 Outgoing(
@@ -220,11 +268,14 @@ async def test_one_post_update_settles_the_edits_queued_before_it(store, clock):
         await tx.mark_sent(first, None, clock.now())
         assert await tx.due_notices(clock.now(), 10) == []
 
+    await store.run(send_then_edit)
+
 
 async def test_fifty_concurrent_claims_on_an_x2_request_have_two_winners(store, clock, tmp_path):
     """Fifty volunteers claiming a request that wants two reviewers: exactly two claims win,
     the request is claimed by both, and the stored ranking keys count each claim once."""
-    async with store.transaction() as tx:
+
+    async def ask(tx: Transaction) -> Request:
         riley = await tx.member(member("riley"), clock.now())
         asked = await tx.add_request(
             link="https://example.com/d",
@@ -238,16 +289,19 @@ async def test_fifty_concurrent_claims_on_an_x2_request_have_two_winners(store, 
         for i in range(50):
             volunteer = await tx.member(member(f"v{i}"), clock.now())
             await tx.save_volunteer(volunteer, frozenset({"python"}), None)
+        return asked
 
-    async def claim(name: str):
-        async with store.transaction() as tx:
-            actor = await tx.member(member(name), clock.now())
-            return await tx.claim(asked.id, actor, clock.now())
+    asked = await store.run(ask)
 
-    results = await asyncio.gather(*(claim(f"v{i}") for i in range(50)))
+    async def claim(name: str, tx: Transaction) -> Request | None:
+        actor = await tx.member(member(name), clock.now())
+        return await tx.claim(asked.id, actor, clock.now())
+
+    results = await asyncio.gather(
+        *(store.run(lambda tx, i=i: claim(f"v{i}", tx)) for i in range(50))
+    )
     assert len([r for r in results if r is not None]) == 2
-    async with store.transaction() as tx:
-        final = await tx.request(asked.id)
+    final = await store.run(lambda tx: tx.request(asked.id))
     assert final is not None
     assert final.status is Status.CLAIMED
     assert len({m.person_id for m in final.claimers}) == 2
@@ -259,7 +313,8 @@ async def test_fifty_concurrent_claims_on_an_x2_request_have_two_winners(store, 
 
 async def test_a_new_request_reads_back_as_it_was_returned(store, clock):
     """`add_request` builds its answer without reading the row: it must equal what is stored."""
-    async with store.transaction() as tx:
+
+    async def ask_and_read(tx: Transaction) -> None:
         riley = await tx.member(member("riley"), clock.now())
         added = await tx.add_request(
             link="https://example.com/a",
@@ -272,3 +327,5 @@ async def test_a_new_request_reads_back_as_it_was_returned(store, clock):
             reviewers=2,
         )
         assert await tx.request(added.id) == added
+
+    await store.run(ask_and_read)

@@ -13,8 +13,8 @@ from tests.factories import channel_text
 
 async def _write(store: SqliteStore, clock, count: int) -> None:
     for i in range(count):
-        async with store.transaction() as tx:
-            await tx.enqueue([channel_text("reviews", f"notice {i} " + "x" * 2000)], clock.now())
+        notice = channel_text("reviews", f"notice {i} " + "x" * 2000)
+        await store.run(lambda tx, notice=notice: tx.enqueue([notice], clock.now()))
 
 
 def _rows_in_main_file(path: Path, tmp: Path) -> int:

@@ -14,8 +14,9 @@ from adapters.http import HttpServer
 from bot import dispatcher as dispatcher_module
 from bot.app import build_core, serve
 from bot.errors import ConfigError
-from bot.model import Platform
+from bot.model import Community, Platform
 from bot.settings import Settings
+from storage.base import Transaction
 from storage.sqlite import SqliteStore
 from tests.adapters.discord.conftest import (
     DiscordHarness,
@@ -79,9 +80,15 @@ async def test_ready_registers_guilds_with_their_own_review_channel(
     """Each guild becomes a community; DISCORD_REVIEW_CHANNEL_ID only for the guild it is in."""
     other = fake.add_guild(FakeGuild.build("Elsewhere", channels=["chat"], members=["dave"]))
     settings = discord_settings(tmp_path, fake, guild, discord_guild_id=None)
-    async with running(settings, fake, guild, clock) as bot, bot.core.store.transaction() as tx:
-        ours = await tx.community(Platform.DISCORD, guild.id)
-        theirs = await tx.community(Platform.DISCORD, other.id)
+
+    async def both(tx: Transaction) -> tuple[Community | None, Community | None]:
+        return (
+            await tx.community(Platform.DISCORD, guild.id),
+            await tx.community(Platform.DISCORD, other.id),
+        )
+
+    async with running(settings, fake, guild, clock) as bot:
+        ours, theirs = await bot.core.store.run(both)
     assert ours is not None
     assert (ours.name, ours.review_channel_id) == ("Reviewers", guild.channel("reviews").id)
     assert theirs is not None

@@ -14,8 +14,8 @@ LINK = "https://example.com/draft"
 
 
 async def _degraded(bot: DiscordHarness) -> list[tuple[str, int]]:
-    async with bot.core.store.transaction() as tx:
-        return [(d.channel_id, d.parked) for d in await tx.degraded_channels()]
+    channels = await bot.core.store.run(lambda tx: tx.degraded_channels())
+    return [(d.channel_id, d.parked) for d in channels]
 
 
 def _creates(bot: DiscordHarness) -> int:

@@ -34,8 +34,7 @@ async def open_form(bot: DiscordHarness, user: str, message_id: str) -> str:
 
 
 async def request_state(bot: DiscordHarness) -> tuple[Status, str, str]:
-    async with bot.core.store.transaction() as tx:
-        request = await tx.request(1)
+    request = await bot.core.store.run(lambda tx: tx.request(1))
     assert request is not None
     claimer = request.claimer.display_name if request.claimer else ""
     return request.status, claimer, request.response

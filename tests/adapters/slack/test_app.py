@@ -174,8 +174,7 @@ async def test_forged_signature_is_rejected_and_changes_nothing(harness: SlackHa
     assert (await harness.post(event, secret="not-the-secret")).status == 401
     await harness.deliver()
 
-    async with harness.core.store.transaction() as tx:
-        assert await tx.open_requests() == []
+    assert await harness.core.store.run(lambda tx: tx.open_requests()) == []
     assert [c.method for c in harness.slack.calls()] == ["auth.test"]
 
 
@@ -187,8 +186,7 @@ async def test_stale_timestamp_is_rejected(harness: SlackHarness):
     await harness.deliver()
 
     assert answer.status == 401
-    async with harness.core.store.transaction() as tx:
-        assert await tx.open_requests() == []
+    assert await harness.core.store.run(lambda tx: tx.open_requests()) == []
 
 
 async def test_mention_injection_never_reaches_slack_unescaped(harness: SlackHarness):

@@ -31,8 +31,7 @@ async def claimed(harness: Harness) -> str:
 
 
 async def status(harness: Harness) -> tuple[Status, str, str]:
-    async with harness.core.store.transaction() as tx:
-        request = await tx.request(1)
+    request = await harness.core.store.run(lambda tx: tx.request(1))
     assert request is not None
     claimer = request.claimer.user_id if request.claimer else ""
     return request.status, claimer, request.response

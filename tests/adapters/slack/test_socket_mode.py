@@ -108,8 +108,7 @@ async def test_done_form_over_the_socket(slack: FakeSlack, running: tuple[SlackA
     ack = await slack.push_socket_envelope("interactive", submission)
 
     assert ack["payload"] == {"response_action": "clear"}
-    async with core.store.transaction() as tx:
-        request = await tx.request(1)
+    request = await core.store.run(lambda tx: tx.request(1))
     assert request is not None
     assert (request.status, request.response) == ("done", "all good")
 
