@@ -245,15 +245,24 @@ VERBS = (
 def clean_text(text: str, limit: int) -> str:
     """Strip control characters and bidi overrides, fold whitespace, and cut to `limit`."""
     text = text.translate(_BIDI)
-    text = "".join(
-        " " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
-        for c in text
-        # Invisible format characters (bidi marks, zero-width space) can disguise text; the
-        # zero-width joiner stays because emoji sequences need it.
-        if unicodedata.category(c) != "Cf" or c == "\u200d"
-    )
+    # Printable ASCII (most names and notes) has no control, format or separator character:
+    # skip the walk through every character's category.
+    if not (text.isascii() and text.isprintable()):
+        text = "".join(
+            " " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
+            for c in text
+            # Invisible format characters (bidi marks, zero-width space) can disguise text; the
+            # zero-width joiner stays because emoji sequences need it.
+            if unicodedata.category(c) != "Cf" or c == "\u200d"
+        )
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _spaced_or_invisible(raw: str) -> bool:
+    if raw.isascii():  # ASCII has no format characters; its controls are what is not printable
+        return " " in raw or not raw.isprintable()
+    return any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in raw)
 
 
 def parse_link(raw: str) -> str | UsageError:
@@ -262,7 +271,7 @@ def parse_link(raw: str) -> str | UsageError:
         return UsageError(_NO_LINK)
     if raw != raw.strip():
         return UsageError("The link must not start or end with spaces.")
-    if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in raw) or "\\" in raw:
+    if _spaced_or_invisible(raw) or "\\" in raw:
         return UsageError("The link contains spaces, backslashes or invisible characters.")
     if len(raw) > MAX_LINK:
         return UsageError(f"That link is {len(raw)} characters long; the limit is {MAX_LINK}.")

@@ -156,7 +156,9 @@ class Dispatcher:
         """The acting member, stored (with their person id), and the event's moment."""
         # Names come from platforms and people: no bidi tricks or line breaks into posts.
         name = commands.clean_text(event.member.display_name, commands.MAX_NAME)
-        named = dataclasses.replace(event.member, display_name=name)
+        named = event.member
+        if name != named.display_name:
+            named = dataclasses.replace(named, display_name=name)
         return Context(
             tx=tx,
             member=await tx.member(named, event.received_at),
