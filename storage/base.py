@@ -57,7 +57,6 @@ class Snapshot:
     requests: dict[tuple[str, str], int]  # (requester platform, status) -> count
     active_claims: int
     outbox_pending: int
-    outbox_oldest_due: datetime | None  # the oldest pending notice's due time
     outbox_dead: int
     reminder_runs: int
 

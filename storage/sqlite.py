@@ -1336,7 +1336,6 @@ class SqliteTransaction:
         row = await self._one(
             "SELECT (SELECT COUNT(*) FROM claims WHERE status = 'active') AS active, "
             "(SELECT COUNT(*) FROM outbox WHERE status = 'pending') AS pending, "
-            "(SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending') AS oldest, "
             "(SELECT COUNT(*) FROM outbox WHERE status = 'dead') AS dead, "
             "(SELECT COUNT(*) FROM reminder_runs) AS runs"
         )
@@ -1345,7 +1344,6 @@ class SqliteTransaction:
             requests={(r["platform"], r["status"]): int(r["n"]) for r in by_status},
             active_claims=row["active"],
             outbox_pending=row["pending"],
-            outbox_oldest_due=_dt(row["oldest"]),
             outbox_dead=row["dead"],
             reminder_runs=row["runs"],
         )
