@@ -3,16 +3,60 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
 
-from bot.model import CommandReceived, Member, NoticeKind, Outgoing, Platform, ReactionChanged
+from bot.model import (
+    CommandReceived,
+    Member,
+    NoticeKind,
+    Outgoing,
+    Platform,
+    ReactionChanged,
+    Request,
+    Status,
+)
 from storage.base import Store
 
 _keys = itertools.count(1)
+MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+REQUEST_ID = 42
 
 
 def member(name: str, *, platform: Platform = Platform.CONSOLE, community: str = "local") -> Member:
     return Member(platform=platform, community_id=community, user_id=name, display_name=name)
+
+
+def person(name: str, person_id: int) -> Member:
+    """A member with the person id a store would have given (for code that needs no store)."""
+    return replace(member(name), person_id=person_id)
+
+
+def request(
+    status: Status,
+    *claimers: Member,
+    requester: Member,
+    wanted: int = 1,
+    finished: Iterable[Member] = (),
+) -> Request:
+    """Request #42 (a draft on #python) by `requester` at MONDAY, held by `claimers` in claim
+    order, those in `finished` done with their review."""
+    return Request(
+        id=REQUEST_ID,
+        link="https://example.com/draft",
+        topics=("python",),
+        note="",
+        requester=requester,
+        origin_channel_id="reviews",
+        status=status,
+        created_at=MONDAY,
+        updated_at=MONDAY,
+        claimed_at=MONDAY if claimers else None,
+        wanted=wanted,
+        claimers=claimers,
+        finished=frozenset(m.person_id for m in finished),
+    )
 
 
 def command(

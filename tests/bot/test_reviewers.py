@@ -4,21 +4,14 @@ bot.texts, and the buttons a post offers."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
 from bot import texts
 from bot.model import ButtonAction, Member, Request, Status
 from bot.transitions import Action, Refusal, Transition, buttons, decide
-from tests.factories import member
-
-NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-
-
-def person(name: str, person_id: int) -> Member:
-    return replace(member(name), person_id=person_id)
-
+from tests import factories
+from tests.factories import person
 
 RILEY = person("riley", 1)  # the requester
 SAM = person("sam", 2)
@@ -34,20 +27,7 @@ def request(
     finished: tuple[Member, ...] = (),
 ) -> Request:
     """Request #42 by Riley wanting `wanted` reviewers, with these claimers (some finished)."""
-    return Request(
-        id=42,
-        link="https://example.com/draft",
-        topics=("python",),
-        note="",
-        requester=RILEY,
-        origin_channel_id="reviews",
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
-        wanted=wanted,
-        claimers=claimers,
-        finished=frozenset(m.person_id for m in finished),
-    )
+    return factories.request(status, *claimers, requester=RILEY, wanted=wanted, finished=finished)
 
 
 def act(req: Request, action: Action, actor: Member, *, admin: bool = False) -> object:

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
 from bot.model import Member, Request, Status
 from bot.transitions import Action, Refusal, Transition, decide
-from tests.factories import member
-
-NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-REQUEST_ID = 42
-
-
-def person(name: str, person_id: int) -> Member:
-    return replace(member(name), person_id=person_id)
-
+from tests import factories
+from tests.factories import REQUEST_ID, person
 
 RILEY = person("riley", 1)  # the requester
 SAM = person("sam", 2)  # the usual claimer
@@ -27,19 +18,7 @@ ALEX = person("alex", 3)  # a bystander (an admin when the test says so)
 
 def request(status: Status = Status.OPEN, claimer: Member | None = None) -> Request:
     """Request #42 by Riley in `status`, held by `claimer` if given."""
-    return Request(
-        id=REQUEST_ID,
-        link="https://example.com/draft",
-        topics=("python",),
-        note="",
-        requester=RILEY,
-        origin_channel_id="reviews",
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
-        claimer=claimer,
-        claimed_at=NOW if claimer else None,
-    )
+    return factories.request(status, *filter(None, [claimer]), requester=RILEY)
 
 
 def held_by(claimer: Member = SAM, status: Status = Status.CLAIMED) -> Request:
