@@ -36,7 +36,7 @@ import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -215,11 +215,15 @@ class Zygote:
                 await self._proc.wait()
 
 
-async def _command_line_bot(
-    tmp_path: Path, env: dict[str, str]
-) -> tuple[Bot, asyncio.subprocess.Process]:
-    """A bot started the plain way, `python -m bot run`, for the final restart."""
-    port, log = free_port(), tmp_path / "bot-final.log"
+async def _final_run(
+    tmp_path: Path,
+    env: dict[str, str],
+    http: aiohttp.ClientSession,
+    before_drain: Callable[[Path], Awaitable[None]] | None = None,
+) -> None:
+    """The last start, the plain way (`python -m bot run`): healthy, then `before_drain`, the
+    outbox drained, and a graceful stop (SIGINT)."""
+    path, port, log = tmp_path / "relay.db", free_port(), tmp_path / "bot-final.log"
     with log.open("wb") as sink:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -231,8 +235,17 @@ async def _command_line_bot(
             stdout=sink,
             stderr=sink,
         )
-    ended = asyncio.ensure_future(proc.wait())
-    return Bot(port, log, ended, proc.pid), proc
+    try:
+        await Bot(port, log, asyncio.ensure_future(proc.wait()), proc.pid).healthy(http)
+        if before_drain is not None:
+            await before_drain(path)
+        await _drain(path)
+        proc.send_signal(signal.SIGINT)  # a graceful stop this time
+        await asyncio.wait_for(proc.wait(), 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()  # only the process this test started
+            await proc.wait()
 
 
 @dataclass
@@ -420,7 +433,6 @@ async def test_kill_9_under_load_loses_nothing_acknowledged(
     ledger = Ledger()
     started = time.perf_counter()
     zygote = await Zygote.start(tmp_path, _slack_env(tmp_path, slack))
-    final: tuple[Bot, asyncio.subprocess.Process] | None = None
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             for cycle in range(CRASHES):
@@ -428,15 +440,8 @@ async def test_kill_9_under_load_loses_nothing_acknowledged(
                 if path.exists():
                     _check_store(path, ledger, _deliveries(slack))
             await zygote.stop()
-            final = await _command_line_bot(tmp_path, _slack_env(tmp_path, slack))
-            await final[0].healthy(http)
-            await _drain(path)
-            final[1].send_signal(signal.SIGINT)  # a graceful stop this time
-            await asyncio.wait_for(final[1].wait(), 10)
+            await _final_run(tmp_path, _slack_env(tmp_path, slack), http)
     finally:
-        if final is not None and final[1].returncode is None:
-            final[1].kill()  # only the process this test started
-            await final[1].wait()
         await zygote.stop()
     delivered = _deliveries(slack)
     requests = _check_store(path, ledger, delivered)
@@ -752,7 +757,6 @@ async def test_kill_9_of_the_discord_bot_loses_nothing_and_posts_nothing_twice(
     ledger = DiscordLedger()
     started = time.perf_counter()
     zygote = await Zygote.start(tmp_path, env)
-    final: tuple[Bot, asyncio.subprocess.Process] | None = None
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             for cycle in range(DISCORD_CRASHES):
@@ -779,16 +783,8 @@ async def test_kill_9_of_the_discord_bot_loses_nothing_and_posts_nothing_twice(
                     )
                 await _while_down(fake_discord, guild, ledger, rng)
             await zygote.stop()
-            final = await _command_line_bot(tmp_path, env)
-            await final[0].healthy(http)
-            await _until_reactions_land(path, ledger)
-            await _drain(path)
-            final[1].send_signal(signal.SIGINT)  # a graceful stop this time
-            await asyncio.wait_for(final[1].wait(), 10)
+            await _final_run(tmp_path, env, http, lambda path: _until_reactions_land(path, ledger))
     finally:
-        if final is not None and final[1].returncode is None:
-            final[1].kill()  # only the process this test started
-            await final[1].wait()
         await zygote.stop()
     # A clean stop ends the crash loop: the next start will not wait.
     assert json.loads(_backoff_file(path).read_text(encoding="utf-8"))["failures"] == 0
