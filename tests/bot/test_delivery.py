@@ -185,7 +185,7 @@ async def test_a_platform_wide_limit_pauses_every_channel_of_that_platform(
     await enqueue(store, clock.now(), *(channel_text(f"c{i}", str(i)) for i in range(1, 4)))
     await worker.drain()
     assert sender.sent == []  # paused: not even the channels that never saw a 429
-    clock.advance(seconds=11)
+    clock.advance(seconds=12)  # the 10 s asked for, plus at most 10% and 50 ms of jitter
     await worker.drain()
     assert sorted(n.text for n in sender.sent) == ["0", "1", "2", "3"]
 
