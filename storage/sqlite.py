@@ -1004,10 +1004,18 @@ class SqliteTransaction:
         ]
 
     async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
+        # The oldest pending notice of each channel, found by hopping from one order key to the
+        # next in the outbox_pending index: a backlog (after an outage) costs a seek per
+        # channel, not a scan of every pending row at every send (GROUP BY did the scan).
         rows = await self._rows(
-            "SELECT o.* FROM outbox o WHERE o.id IN (SELECT MIN(id) FROM outbox "
-            "WHERE status = 'pending' GROUP BY order_key) AND o.next_attempt_at <= ? "
-            f"AND NOT {self._PARKED} ORDER BY o.id LIMIT ?",
+            "WITH RECURSIVE keys(k) AS ("
+            " SELECT MIN(order_key) FROM outbox WHERE status = 'pending'"
+            " UNION ALL SELECT (SELECT MIN(order_key) FROM outbox"
+            "  WHERE status = 'pending' AND order_key > k) FROM keys WHERE k IS NOT NULL), "
+            "heads(id) AS (SELECT (SELECT MIN(id) FROM outbox"
+            " WHERE status = 'pending' AND order_key = k) FROM keys WHERE k IS NOT NULL) "
+            "SELECT o.* FROM heads JOIN outbox o ON o.id = heads.id "
+            f"WHERE o.next_attempt_at <= ? AND NOT {self._PARKED} ORDER BY o.id LIMIT ?",
             (_ts(now), limit),
         )
         return [await self._row_to_notice(r) for r in rows]

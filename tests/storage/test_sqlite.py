@@ -7,6 +7,7 @@ import contextvars
 import random
 import sqlite3
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from bot.errors import StoreError
 from bot.model import Notice, NoticeKind, Outgoing, Platform, Request, Status
 from storage.base import Transaction
 from storage.sqlite import SqliteStore, migrations
-from tests.factories import member
+from tests.factories import channel_text, direct, member
 from tests.fakes.fake_clock import FakeClock
 
 
@@ -329,3 +330,60 @@ async def test_a_new_request_reads_back_as_it_was_returned(store, clock):
         assert await tx.request(added.id) == added
 
     await store.run(ask_and_read)
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_due_notices_are_each_channels_oldest_pending_one(store, clock, tmp_path, seed):
+    """Random outboxes (channels and DMs, sent, retried into the future, dead, a degraded
+    channel): due_notices hands out exactly what its definition says, the oldest pending notice
+    of each channel or DM, if due and not parked, in id order."""
+    rng = random.Random(seed)
+    targets = [f"c{i}" for i in range(6)] + [f"@u{i}" for i in range(6)]
+    outgoing = [
+        direct(t[1:], str(n)) if t.startswith("@") else channel_text(t, str(n))
+        for n, t in enumerate(rng.choice(targets) for _ in range(300))
+    ]
+
+    async def shuffle(tx: Transaction) -> None:
+        await tx.enqueue(outgoing, clock.now())
+        for notice_id in range(1, 301):
+            head = Notice(
+                id=notice_id,
+                kind=NoticeKind.CHANNEL_TEXT,
+                platform=Platform.CONSOLE,
+                community_id="local",
+                channel_id=f"c{notice_id % 6}",
+            )
+            match rng.random():
+                case r if r < 0.3:
+                    await tx.mark_sent(head, "m", clock.now())
+                case r if r < 0.4:
+                    await tx.mark_retry(head, clock.now() + timedelta(minutes=5), "429")
+                case r if r < 0.45:
+                    await tx.mark_dead(head, "gone", clock.now())
+        await tx.degrade_channel(
+            Notice(
+                id=1,
+                kind=NoticeKind.CHANNEL_TEXT,
+                platform=Platform.CONSOLE,
+                community_id="local",
+                channel_id="c5",
+            ),
+            "channel_not_found",
+            clock.now(),
+        )
+
+    await store.run(shuffle)
+    due = await store.run(lambda tx: tx.due_notices(clock.now(), 1000))
+    with sqlite3.connect(tmp_path / "test.db") as raw:
+        expected = [
+            row[0]
+            for row in raw.execute(
+                "SELECT o.id FROM outbox o WHERE o.id IN (SELECT MIN(id) FROM outbox "
+                "WHERE status = 'pending' GROUP BY order_key) AND o.next_attempt_at <= ? "
+                "AND o.channel_id IS NOT 'c5' ORDER BY o.id",
+                (clock.now().isoformat(timespec="microseconds"),),
+            )
+        ]
+    assert [n.id for n in due] == expected
+    assert 0 < len(expected) < 12
