@@ -257,9 +257,9 @@ class DeliveryWorker:
 
         async def bury(tx: Transaction) -> bool:
             await tx.mark_dead(notice, error, now)
-            return bool(channel_lost and notice.channel_id) and await tx.degrade_channel(
-                notice, error, now
-            )
+            if channel_lost and notice.channel_id:
+                return await tx.degrade_channel(notice, error, now)
+            return False
 
         degraded = await self._store.run(bury)
         self.stats[notice.platform, "dead"] += 1

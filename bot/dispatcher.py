@@ -9,6 +9,7 @@ changes nothing. The use cases themselves live in `bot.usecases`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Collection
 
@@ -93,12 +94,12 @@ class Dispatcher:
                 await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
             return reply
 
-        async def tell(tx: Transaction) -> None:
+        async def tell(tx: Transaction, refusal: Reply) -> None:
             if not await tx.seen_event(event.event_key, event.received_at):
                 if isinstance(event, ReactionChanged):
                     # Refused or not, it is now the newest state of that reaction.
                     await tx.reaction_in_order(event)
-                await tx.enqueue([self._ephemeral(event, reply)], self._clock.now())
+                await tx.enqueue([self._ephemeral(event, refusal)], self._clock.now())
 
         try:
             reply = await self._store.run(apply)
@@ -107,7 +108,7 @@ class Dispatcher:
             if not event.reply_inline:
                 # The refusal rolled back with its event key; record the key with the notice so
                 # a platform retry of this event is not refused (and told) twice.
-                await self._store.run(tell)
+                await self._store.run(functools.partial(tell, refusal=refused.reply))
         self._on_enqueue()
         return reply
 

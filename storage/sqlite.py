@@ -76,7 +76,6 @@ PRAGMAS = (
 CHECKPOINT_EVERY = 1.0  # seconds between background checkpoints
 
 
-@functools.lru_cache(maxsize=64)  # a unit stamps most rows with the same moment
 def _ts(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -1382,6 +1381,7 @@ class SqliteStore:
         self._db = db
         self._waiting: list[_Unit[Any]] = []  # units to go in the next commit
         self._committer: asyncio.Task[None] | None = None
+        self._closed = False
         self._checkpointer = checkpointer
         self._checkpoints = (
             asyncio.create_task(self._checkpoint_forever()) if checkpointer is not None else None
@@ -1419,9 +1419,12 @@ class SqliteStore:
                 await self._checkpoints
         if self._checkpointer is not None:
             await self._checkpointer.close()
-        if self._committer is not None:
-            await self._committer  # the units already handed in
-        await self._db.close()  # the last connection out checkpoints
+        self._closed = True
+        try:
+            if self._committer is not None:
+                await self._committer  # the units already handed in
+        finally:
+            await self._db.close()  # the last connection out checkpoints
 
     async def __aenter__(self) -> Self:
         return self
@@ -1447,22 +1450,41 @@ class SqliteStore:
 
         `work` must await only the transaction: the event loop is not on that thread.
         """
+        if self._closed:
+            msg = "the store is closed"
+            raise StoreError(msg)
         # Log context (platform, event) is in context variables: the unit keeps the caller's.
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         unit = _Unit(work, contextvars.copy_context(), done)
         self._waiting.append(unit)
         if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_waiting())
+            # A context of its own, not the log context of whichever caller started it.
+            self._committer = asyncio.create_task(
+                self._commit_waiting(), context=contextvars.Context()
+            )
+            self._committer.add_done_callback(self._committer_ended)
         return await unit.done
+
+    def _committer_ended(self, committer: asyncio.Task[None]) -> None:
+        if committer.cancelled():  # the loop is shutting down: so are the callers still waiting
+            for unit in self._waiting:
+                unit.done.cancel()
+            self._waiting = []
 
     async def _commit_waiting(self) -> None:
         while self._waiting:
             group, self._waiting = self._waiting, []
             try:
                 await _on_db_thread(self._db, functools.partial(_commit, group))
+            except asyncio.CancelledError:
+                for unit in group:  # its outcome is unknown here; the waiting ones: see below
+                    unit.done.cancel()
+                raise
             except Exception as exc:  # BEGIN or COMMIT failed: none of the group stayed
                 for unit in group:
-                    unit.error = exc
+                    if unit.error is None:
+                        unit.error = StoreError(f"not committed: {exc}")
+                        unit.error.__cause__ = exc
             for unit in group:
                 unit.deliver()
 
@@ -1474,6 +1496,16 @@ class _Unit(Generic[T]):
     done: asyncio.Future[T]
     result: T | None = None  # these two are set on the database thread
     error: Exception | None = None
+
+    def apply(self, db: sqlite3.Connection) -> None:
+        """Run the unit to its end, on the database thread, in its caller's context."""
+        try:
+            self.result = self.context.run(lambda: _complete(self.work(SqliteTransaction(db))))
+        except Exception as exc:
+            self.error = exc
+        except BaseException as exc:  # a unit that awaited a cancelled future, say
+            self.error = RuntimeError(f"a unit of work raised {exc!r}")
+            self.error.__cause__ = exc
 
     def deliver(self) -> None:
         if self.done.done():  # its caller was cancelled
@@ -1491,13 +1523,15 @@ def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> None:
         kept = False
         for unit in group:
             db.execute("SAVEPOINT unit")
-            try:
-                unit.result = unit.context.run(_complete, unit.work(SqliteTransaction(db)))
+            unit.apply(db)
+            if unit.error is None:
                 kept = True
-            except Exception as exc:
+            else:
                 db.execute("ROLLBACK TO unit")
-                unit.error = exc
             db.execute("RELEASE unit")
+            # A unit may defer foreign-key checks (forget does); that lasts until COMMIT, so it
+            # would defer the next units' checks too and fail the whole group for one of them.
+            db.execute("PRAGMA defer_foreign_keys = OFF")
         if kept:
             db.commit()
         else:  # a group of refusals ends as it began: not even an empty commit touches the file
@@ -1522,12 +1556,12 @@ def _complete(work: Awaitable[T]) -> T:
     """Drive `work` to its end without an event loop; it must not suspend."""
     steps = work.__await__()
     try:
-        steps.send(None)
+        awaited = steps.send(None)
     except StopIteration as done:
         result: T = done.value
         return result
     steps.close()
-    msg = "a unit of work awaited something other than its transaction"
+    msg = f"a unit of work awaited something other than its transaction: {awaited!r}"
     raise RuntimeError(msg)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import random
 import sqlite3
@@ -387,3 +388,70 @@ async def test_due_notices_are_each_channels_oldest_pending_one(store, clock, tm
         ]
     assert [n.id for n in due] == expected
     assert 0 < len(expected) < 12
+
+
+async def test_a_unit_that_defers_foreign_keys_does_not_defer_the_next_ones(store, clock):
+    """`forget` defers foreign-key checks to the commit. In a group of units committed together,
+    a later unit's violation still fails that unit alone, not the whole group."""
+    riley = await store.run(lambda tx: tx.member(member("riley"), clock.now()))
+
+    async def dangling(tx: Transaction) -> None:
+        await tx.mark_notified([999_999], clock.now(), 999_999)  # no such person or request
+
+    results = await asyncio.gather(  # handed in together: one group
+        store.run(lambda tx: tx.forget_person(riley.person_id)),
+        store.run(dangling),
+        store.run(lambda tx: tx.seen_event("unrelated", clock.now())),
+        return_exceptions=True,
+    )
+    assert results[0] is None
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert results[2] is False
+    assert await store.run(lambda tx: tx.seen_event("unrelated", clock.now())) is True
+
+
+async def test_a_unit_raising_a_base_exception_fails_alone(store, clock):
+    """A unit that awaits an already-cancelled future raises CancelledError on the database
+    thread: its caller gets an error, the others in its group are committed and answered."""
+
+    async def cancelled(tx: Transaction) -> None:
+        await tx.seen_event("cancelled", clock.now())
+        gone = asyncio.Future[None](loop=loop)
+        gone.cancel()
+        await gone
+
+    loop = asyncio.get_running_loop()
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            store.run(cancelled),
+            store.run(lambda tx: tx.seen_event("kept", clock.now())),
+            return_exceptions=True,
+        ),
+        5,
+    )
+    assert isinstance(results[0], RuntimeError)
+    assert results[1] is False
+    assert await store.run(lambda tx: tx.seen_event("cancelled", clock.now())) is False
+    assert await store.run(lambda tx: tx.seen_event("kept", clock.now())) is True
+
+
+@pytest.mark.parametrize("turns", [1, 3], ids=["before-it-starts", "while-its-group-runs"])
+async def test_a_closed_store_refuses_units_and_a_cancelled_committer_releases_its_callers(
+    tmp_path: Path, clock, turns: int
+):
+    """Cancelling the committer (the loop shutting down) cancels the callers waiting on it
+    instead of leaving them hanging, and close() still closes the database (its thread ends);
+    after close, a unit gets a StoreError."""
+    store = await SqliteStore.open(tmp_path / "shutdown.db")
+    waiting = asyncio.ensure_future(store.run(lambda tx: tx.seen_event("k", clock.now())))
+    for _ in range(turns):  # handed in; the committer is created, then running
+        await asyncio.sleep(0)
+    assert store._committer is not None
+    store._committer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, 5)
+    with contextlib.suppress(asyncio.CancelledError):
+        await store.close()
+    assert not store._db._thread.is_alive()  # type: ignore[attr-defined]
+    with pytest.raises(StoreError, match="closed"):
+        await store.run(lambda tx: tx.seen_event("late", clock.now()))
