@@ -345,16 +345,20 @@ async def test_due_notices_are_each_channels_oldest_pending_one(store, clock, tm
         for n, t in enumerate(rng.choice(targets) for _ in range(300))
     ]
 
+    def row(notice_id: int, channel: str = "") -> Notice:
+        """Outbox row `notice_id` as the mark_* calls read it (by id; degrading, by channel)."""
+        return Notice(
+            id=notice_id,
+            kind=NoticeKind.CHANNEL_TEXT,
+            platform=Platform.CONSOLE,
+            community_id="local",
+            channel_id=channel,
+        )
+
     async def shuffle(tx: Transaction) -> None:
         await tx.enqueue(outgoing, clock.now())
         for notice_id in range(1, 301):
-            head = Notice(
-                id=notice_id,
-                kind=NoticeKind.CHANNEL_TEXT,
-                platform=Platform.CONSOLE,
-                community_id="local",
-                channel_id=f"c{notice_id % 6}",
-            )
+            head = row(notice_id)
             match rng.random():
                 case r if r < 0.3:
                     await tx.mark_sent(head, "m", clock.now())
@@ -362,17 +366,7 @@ async def test_due_notices_are_each_channels_oldest_pending_one(store, clock, tm
                     await tx.mark_retry(head, clock.now() + timedelta(minutes=5), "429")
                 case r if r < 0.45:
                     await tx.mark_dead(head, "gone", clock.now())
-        await tx.degrade_channel(
-            Notice(
-                id=1,
-                kind=NoticeKind.CHANNEL_TEXT,
-                platform=Platform.CONSOLE,
-                community_id="local",
-                channel_id="c5",
-            ),
-            "channel_not_found",
-            clock.now(),
-        )
+        await tx.degrade_channel(row(1, "c5"), "channel_not_found", clock.now())
 
     await store.run(shuffle)
     due = await store.run(lambda tx: tx.due_notices(clock.now(), 1000))
