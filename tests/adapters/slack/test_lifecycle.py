@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from tests.net import free_port
 
 
 async def test_serve_runs_slack_over_http(tmp_path: Path, slack: FakeSlack, clock: FakeClock):
-    """Under serve(): the route answers, /healthz reports Slack connected, the worker posts."""
+    """Under serve(): the route answers, /healthz reports Slack connected, the worker posts;
+    start-up's objects stay out of full garbage collections while it serves, and only then."""
     settings = slack_settings(tmp_path, slack, http_port=free_port())
     adapter = build_slack(settings, clock)
     started, stop = asyncio.Event(), asyncio.Event()
@@ -29,6 +31,8 @@ async def test_serve_runs_slack_over_http(tmp_path: Path, slack: FakeSlack, cloc
     base = f"http://127.0.0.1:{settings.http_port}"
     try:
         await asyncio.wait_for(started.wait(), 5)
+        await asyncio.sleep(0)  # serve goes on from `started` to its wait
+        frozen = gc.get_freeze_count()
         body = p.slash_command_body("https://example.com/d #go", user_id="U0ALICE")
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/healthz") as health:
@@ -45,6 +49,8 @@ async def test_serve_runs_slack_over_http(tmp_path: Path, slack: FakeSlack, cloc
         await asyncio.wait_for(task, 5)
 
     assert checks == {"store": True, "outbox": True, "slack": True}
+    assert frozen > 10_000
+    assert gc.get_freeze_count() == 0
     assert answer["text"].startswith("Request #1 is open")
     assert post.args["channel"] == settings.slack_review_channel
     assert not adapter.connected
