@@ -118,8 +118,14 @@ class Transaction(Protocol):
     async def request_for_post(
         self, platform: Platform, channel_id: str, message_id: str
     ) -> int | None: ...
-    async def recent_request(self, person_id: int, link: str, since: datetime) -> Request | None:
-        """The person's active request for this link opened at or after `since`, if any."""
+    async def active_request_for(self, person_id: int, link: str, since: datetime) -> int | None:
+        """The id of the person's newest active request for this link opened at or after
+        `since`, if any."""
+        ...
+
+    async def nth_newest_request(self, person_id: int, since: datetime, n: int) -> datetime | None:
+        """When the person's `n`th newest request at or after `since` was opened; None if they
+        opened fewer than `n` since then."""
         ...
 
     async def requests_since(

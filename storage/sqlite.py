@@ -76,7 +76,10 @@ PRAGMAS = (
 CHECKPOINT_EVERY = 1.0  # seconds between background checkpoints
 
 
+@functools.lru_cache(maxsize=256)
 def _ts(at: datetime) -> str:
+    # Cached: a command formats the same few moments (now, now minus a window) a dozen times,
+    # and isoformat with a timespec costs ~3 us a call.
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
@@ -513,13 +516,21 @@ class SqliteTransaction:
         )
         return int(row["request_id"]) if row else None
 
-    async def recent_request(self, person_id: int, link: str, since: datetime) -> Request | None:
+    async def active_request_for(self, person_id: int, link: str, since: datetime) -> int | None:
         row = await self._one(
-            _REQUEST_SELECT + " WHERE r.requester_person = ? AND r.link = ? AND r.created_at >= ? "
-            "AND r.status IN ('open', 'claimed') ORDER BY r.id DESC LIMIT 1",
-            (person_id, link, _ts(since)),
+            "SELECT id FROM requests WHERE requester_person = ? AND created_at >= ? AND link = ? "
+            "AND status IN ('open', 'claimed') ORDER BY created_at DESC LIMIT 1",
+            (person_id, _ts(since), link),
         )
-        return _row_to_request(row) if row else None
+        return int(row["id"]) if row else None
+
+    async def nth_newest_request(self, person_id: int, since: datetime, n: int) -> datetime | None:
+        row = await self._one(
+            "SELECT created_at FROM requests WHERE requester_person = ? AND created_at >= ? "
+            "ORDER BY created_at DESC LIMIT 1 OFFSET ?",
+            (person_id, _ts(since), n - 1),
+        )
+        return datetime.fromisoformat(row["created_at"]) if row else None
 
     async def requests_since(
         self, person_id: int, since: datetime, limit: int | None = None
@@ -805,7 +816,7 @@ class SqliteTransaction:
         wanted = sorted(set(topics))
         if not wanted or limit <= 0:
             return []
-        excluded = json.dumps(sorted(exclude))
+        excluded = json.dumps(sorted(exclude)) if exclude else "[]"
         params: list[Any] = []
         for topic in wanted:
             params += (topic, requester_person_id, _ts(now), excluded, limit)

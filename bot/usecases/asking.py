@@ -17,15 +17,16 @@ QUOTA_WINDOW = timedelta(hours=1)
 async def ask(ctx: Context, command: commands.Ask) -> Reply:
     """Open a request (within the quota, not a duplicate), relay it and notify volunteers."""
     tx, member, now, rules = ctx.tx, ctx.member, ctx.now, ctx.rules
-    recent = await tx.requests_since(member.person_id, now - QUOTA_WINDOW)
-    if len(recent) >= rules.requests_per_hour:
-        again = recent[len(recent) - rules.requests_per_hour] + QUOTA_WINDOW
-        raise Refused(texts.RATE_LIMITED.format(limit=rules.requests_per_hour, at=again))
-    duplicate = await tx.recent_request(
+    limit = rules.requests_per_hour
+    # Once the oldest of the last `limit` requests leaves the window, one more fits.
+    oldest = await tx.nth_newest_request(member.person_id, now - QUOTA_WINDOW, limit)
+    if oldest is not None:
+        raise Refused(texts.RATE_LIMITED.format(limit=limit, at=oldest + QUOTA_WINDOW))
+    duplicate = await tx.active_request_for(
         member.person_id, command.link, now - rules.duplicate_window
     )
     if duplicate is not None:
-        raise Refused(texts.DUPLICATE.format(id=duplicate.id))
+        raise Refused(texts.DUPLICATE.format(id=duplicate))
     request = await tx.add_request(
         link=command.link,
         topics=command.topics,

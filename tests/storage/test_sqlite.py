@@ -36,6 +36,49 @@ async def _open_request(store: SqliteStore, clock: FakeClock) -> int:
     return (await store.run(ask)).id
 
 
+async def test_quota_and_duplicate_lookups_see_only_the_person_and_the_window(store, clock):
+    """`nth_newest_request` counts all of a person's requests in the window (cancelled ones
+    too, as the hourly quota does); `active_request_for` finds their newest open or claimed
+    request for that link."""
+    start = clock.now()
+
+    async def ask(name: str, link: str, tx: Transaction) -> int:
+        asker = await tx.member(member(name), clock.now())
+        request = await tx.add_request(
+            link=link, topics=[], note="", requester=asker, origin_channel_id="c", at=clock.now()
+        )
+        return request.id
+
+    first = await store.run(lambda tx: ask("riley", "https://a", tx))
+    clock.advance(minutes=5)
+    await store.run(lambda tx: ask("sam", "https://b", tx))
+    clock.advance(minutes=5)
+    await store.run(lambda tx: ask("riley", "https://b", tx))
+    clock.advance(minutes=10)
+    third = await store.run(lambda tx: ask("riley", "https://a", tx))
+    riley = await store.run(lambda tx: tx.member(member("riley"), clock.now()))
+
+    async def cancel(tx: Transaction) -> None:
+        await tx.change_status(third, Status.OPEN, Status.CANCELLED, actor=riley, at=clock.now())
+
+    async def lookups(tx: Transaction) -> tuple[object, ...]:
+        nth = [await tx.nth_newest_request(riley.person_id, start, n) for n in (1, 2, 3, 4)]
+        later = await tx.nth_newest_request(riley.person_id, start + timedelta(seconds=1), 3)
+        active = await tx.active_request_for(riley.person_id, "https://a", start)
+        recent = await tx.active_request_for(riley.person_id, "https://a", clock.now())
+        other = await tx.active_request_for(riley.person_id, "https://c", start)
+        return nth, later, active, recent, other
+
+    nth, later, active, recent, other = await store.run(lookups)
+    minutes = [int((t - start).total_seconds() // 60) if t else None for t in nth]
+    assert minutes == [20, 10, 0, None]
+    assert (later, active, recent, other) == (None, third, third, None)
+    await store.run(cancel)
+    nth, _, active, recent, _ = await store.run(lookups)
+    assert nth[0] is not None and nth[0] - start == timedelta(minutes=20)
+    assert (active, recent) == (first, None)
+
+
 async def test_fifty_concurrent_claims_have_one_winner(store, clock):
     """Fifty volunteers claiming one request at once: exactly one claim succeeds, none errors."""
     request_id = await _open_request(store, clock)
