@@ -8,7 +8,7 @@ import contextvars
 import random
 import sqlite3
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -61,22 +61,25 @@ async def test_quota_and_duplicate_lookups_see_only_the_person_and_the_window(st
     async def cancel(tx: Transaction) -> None:
         await tx.change_status(third, Status.OPEN, Status.CANCELLED, actor=riley, at=clock.now())
 
-    async def lookups(tx: Transaction) -> tuple[object, ...]:
+    async def lookups(
+        tx: Transaction,
+    ) -> tuple[list[int | None], datetime | None, list[int | None]]:
         nth = [await tx.nth_newest_request(riley.person_id, start, n) for n in (1, 2, 3, 4)]
         later = await tx.nth_newest_request(riley.person_id, start + timedelta(seconds=1), 3)
-        active = await tx.active_request_for(riley.person_id, "https://a", start)
-        recent = await tx.active_request_for(riley.person_id, "https://a", clock.now())
-        other = await tx.active_request_for(riley.person_id, "https://c", start)
-        return nth, later, active, recent, other
+        active = [
+            await tx.active_request_for(riley.person_id, link, since)
+            for link, since in (
+                ("https://a", start),
+                ("https://a", clock.now()),
+                ("https://c", start),
+            )
+        ]
+        minutes = [None if t is None else int((t - start).total_seconds() // 60) for t in nth]
+        return minutes, later, active
 
-    nth, later, active, recent, other = await store.run(lookups)
-    minutes = [int((t - start).total_seconds() // 60) if t else None for t in nth]
-    assert minutes == [20, 10, 0, None]
-    assert (later, active, recent, other) == (None, third, third, None)
+    assert await store.run(lookups) == ([20, 10, 0, None], None, [third, third, None])
     await store.run(cancel)
-    nth, _, active, recent, _ = await store.run(lookups)
-    assert nth[0] is not None and nth[0] - start == timedelta(minutes=20)
-    assert (active, recent) == (first, None)
+    assert await store.run(lookups) == ([20, 10, 0, None], None, [first, None, None])
 
 
 async def test_fifty_concurrent_claims_have_one_winner(store, clock):
