@@ -32,7 +32,6 @@ MAX_MENTIONS: Final = 50  # the core notifies at most 50; 50 ids of <= 36 units 
 _NAME_LIMIT = 200
 _LINK_LIMIT = 2400
 _ELLIPSIS = "…"
-_BMP_MAX = 0xFFFF
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 
@@ -46,15 +45,20 @@ _LABELS: dict[ButtonAction, str] = {
 
 def _units(text: str) -> int:
     """Length as Slack counts it (UTF-16 code units): an emoji outside the BMP counts twice."""
-    return len(text) + sum(1 for ch in text if ord(ch) > _BMP_MAX)
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 _MARKERS = dict.fromkeys(map(ord, "*_~`"))
 
 
+_ESCAPE_TABLE = str.maketrans(_ESCAPES)
+
+
 def escape(text: str) -> str:
     """Escape mrkdwn control characters; `&` first is implied by mapping each character once."""
-    return "".join(_ESCAPES.get(ch, ch) for ch in text)
+    return text.translate(_ESCAPE_TABLE)
 
 
 def unformatted(text: str) -> str:
