@@ -329,6 +329,7 @@ class SqliteTransaction:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self.deferred_foreign_keys = False  # until COMMIT, for every unit after it (see _commit)
 
     async def _rows(
         self, sql: str, params: Iterable[Any] | dict[str, Any] = ()
@@ -1326,6 +1327,7 @@ class SqliteTransaction:
         # The platform id goes too, so the same account starts afresh; requests follow the rename
         # (foreign keys are checked at commit, after both sides changed).
         await self._run("PRAGMA defer_foreign_keys = ON")
+        self.deferred_foreign_keys = True
         for n, m in enumerate(members):
             old = (m["platform"], m["community_id"], m["user_id"])
             new_id = f"forgotten-{person_id}-{n}"
@@ -1508,15 +1510,18 @@ class _Unit(Generic[T]):
     result: T | None = None  # these two are set on the database thread
     error: Exception | None = None
 
-    def apply(self, db: sqlite3.Connection) -> None:
-        """Run the unit to its end, on the database thread, in its caller's context."""
+    def apply(self, db: sqlite3.Connection) -> bool:
+        """Run the unit to its end, on the database thread, in its caller's context; True if it
+        deferred foreign-key checks."""
+        tx = SqliteTransaction(db)
         try:
-            self.result = self.context.run(lambda: _complete(self.work(SqliteTransaction(db))))
+            self.result = self.context.run(lambda: _complete(self.work(tx)))
         except Exception as exc:
             self.error = exc
         except BaseException as exc:  # a unit that awaited a cancelled future, say
             self.error = RuntimeError(f"a unit of work raised {exc!r}")
             self.error.__cause__ = exc
+        return tx.deferred_foreign_keys
 
     def deliver(self) -> None:
         if self.done.done():  # its caller was cancelled
@@ -1531,20 +1536,25 @@ def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> None:
     """One transaction for `group`, each unit in a savepoint of its own (on the database thread)."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        kept = False
-        for unit in group:
-            db.execute("SAVEPOINT unit")
-            unit.apply(db)
-            if unit.error is None:
-                kept = True
-            else:
-                db.execute("ROLLBACK TO unit")
-            db.execute("RELEASE unit")
-            # A unit may defer foreign-key checks (forget does); that lasts until COMMIT, so it
-            # would defer the next units' checks too and fail the whole group for one of them.
-            # Read first: setting it expires every prepared statement (~2 ms to prepare again).
-            if db.execute("PRAGMA defer_foreign_keys").fetchone()[0]:
-                db.execute("PRAGMA defer_foreign_keys = OFF")
+        if len(group) == 1:  # alone, a unit's transaction is all the savepoint it needs
+            group[0].apply(db)
+            kept = group[0].error is None
+        else:
+            kept = False
+            for unit in group:
+                db.execute("SAVEPOINT unit")
+                deferred = unit.apply(db)
+                if unit.error is None:
+                    kept = True
+                else:
+                    db.execute("ROLLBACK TO unit")
+                db.execute("RELEASE unit")
+                # A unit may defer foreign-key checks (forget does); that lasts until COMMIT, so
+                # it would defer the next units' checks too and fail the whole group for one of
+                # them. Only then: setting it expires every prepared statement (~2 ms to prepare
+                # again).
+                if deferred:
+                    db.execute("PRAGMA defer_foreign_keys = OFF")
         if kept:
             db.commit()
         else:  # a group of refusals ends as it began: not even an empty commit touches the file
