@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Collection
+from datetime import datetime
 
 from bot import commands, logs, texts
 from bot.commands import Command, UsageError
@@ -118,6 +119,11 @@ class Dispatcher:
         return await self._store.run(
             lambda tx: tx.open_posts(platform, before=before, limit=OPEN_POSTS_PAGE)
         )
+
+    async def relay_posts_due(self, platform: Platform, at: datetime) -> int:
+        """Relay posts to `platform` due at `at` and not delivered yet, for an adapter's reconcile
+        (see `adapters.discord.reconcile`)."""
+        return await self._store.run(lambda tx: tx.relay_posts_due(platform, at))
 
     async def connect_community(self, community: Community) -> None:
         """Register a community an adapter serves, keeping any review channel set up before."""

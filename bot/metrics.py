@@ -129,3 +129,8 @@ class TimedInbox:
         """Pass-through for adapters that reconcile missed reactions (Discord)."""
         inner = getattr(self._inbox, "open_posts", None)
         return list(await inner(platform, before=before)) if inner is not None else []
+
+    async def relay_posts_due(self, platform: Platform, at: datetime) -> int:
+        """Pass-through, as `open_posts`."""
+        inner = getattr(self._inbox, "relay_posts_due", None)
+        return int(await inner(platform, at)) if inner is not None else 0

@@ -280,6 +280,10 @@ class Transaction(Protocol):
         of `limit`, of requests older than request id `before` when given."""
         ...
 
+    async def relay_posts_due(self, platform: Platform, at: datetime) -> int:
+        """How many relay posts to `platform` due at `at` are still pending (parked ones aside)."""
+        ...
+
     async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
         """Pending notices ready to send: the oldest of each channel, so order holds per channel;
         none of a degraded channel (parked until it is set up again)."""

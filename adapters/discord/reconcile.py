@@ -11,6 +11,11 @@ active requests and feeds what it finds to the core as ReactionChanged events:
 - a missing 👀 is never read as a release: a snapshot cannot tell a removed 👀 from a claim
   made with the button or a command, which never had one. Releasing stays explicit.
 
+A post the bot sent just before a crash may be on Discord, and reacted to, while the store still
+holds it as pending: it has no message id to read yet. The delivery worker sends it again, Discord
+answers with the message it has (by nonce), and the post is recorded; so the walk waits (a few
+seconds at most) for the relay posts that were due when the session began.
+
 The core decides everything, as for live events. Event keys are built from the post, the user,
 the emoji and the request's `updated_at`: a second reconcile of an unchanged request is a no-op
 (no repeated refusal DMs on every restart), while a change of state makes the reaction count anew.
@@ -18,7 +23,9 @@ the emoji and the request's `updated_at`: a second reconcile of an unchanged req
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +40,8 @@ from bot.ports import Inbox
 log = logging.getLogger(__name__)
 
 MAX_REACTORS = 100  # one page of the users endpoint per emoji and post
+CATCH_UP_WAIT = 10.0  # seconds the walk waits for relay posts due at the session's start
+CATCH_UP_POLL = 0.05
 
 
 @runtime_checkable
@@ -42,6 +51,8 @@ class OpenPosts(Protocol):
     async def open_posts(
         self, platform: Platform, *, before: int | None = None
     ) -> Sequence[OpenPost]: ...
+
+    async def relay_posts_due(self, platform: Platform, at: datetime) -> int: ...
 
 
 class ReconcilingInbox(Inbox, OpenPosts, Protocol):
@@ -112,6 +123,13 @@ async def reconcile(
     now: datetime,
 ) -> int:
     """Re-read every open post once, newest first; returns how many reaction events were fed."""
+    deadline = time.monotonic() + CATCH_UP_WAIT
+    # Polled: the worker records posts in the store, which has no event to await.
+    while await inbox.relay_posts_due(Platform.DISCORD, now):
+        if time.monotonic() >= deadline:
+            log.warning("reconcile: relay posts still pending; reading the posts known so far")
+            break
+        await asyncio.sleep(CATCH_UP_POLL)
     fed = 0
     async for post in _every_open_post(inbox):
         channel = client.get_partial_messageable(int(post.channel_id))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,9 @@ class RecordingInbox:
         self, platform: Platform, *, before: int | None = None
     ) -> Sequence[OpenPost]:
         return await self._dispatcher.open_posts(platform, before=before)
+
+    async def relay_posts_due(self, platform: Platform, at: datetime) -> int:
+        return await self._dispatcher.relay_posts_due(platform, at)
 
     async def wait_for(self, check: Callable[[list[tuple[InboundEvent, Reply]]], bool]) -> None:
         async with asyncio.timeout(5.0), self._changed:

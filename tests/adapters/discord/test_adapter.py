@@ -26,7 +26,7 @@ from tests.adapters.discord.conftest import (
 )
 from tests.fakes.discord_payloads import FakeGuild
 from tests.fakes.fake_clock import FakeClock
-from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_discord import FakeDiscord, FaultRule
 
 LINK = "https://example.com/draft"
 
@@ -182,6 +182,32 @@ async def test_reconcile_tie_break_is_lowest_user_id(
         assert loser_dm is not None
         (refusal,) = [m["content"] for m in bot.fake.messages(loser_dm)]
         assert f"already claimed by {claimer}" in refusal
+
+
+async def test_reconcile_waits_for_a_post_sent_just_before_a_crash(
+    settings: Settings, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
+) -> None:
+    """Discord made the post but its answer was lost, and the bot died before its retry; a 👀
+    lands on it meanwhile. At the next start the resend is answered with that message (by
+    nonce), and reconcile reads the post once it is recorded: the 👀 claims."""
+    reviews = guild.channel("reviews").id
+    lost = [FaultRule("POST", f"/channels/{reviews}/messages", None, remaining=1, reset="after")]
+    fake.fault_policy = lambda method, path: (
+        lost.pop() if lost and lost[0].matches(method, path) else None
+    )
+    async with running(settings, fake, guild, clock) as bot:
+        await bot.slash("alice", "ask", link=LINK, topics="python")
+        await bot.deliver()  # the post exists; the bot only knows a retry is due
+        [post] = bot.posts()
+    await fake.add_reaction(guild.id, reviews, str(post["id"]), guild.member("bob").id, "👀")
+    clock.advance(minutes=5)
+    async with running(settings, fake, guild, clock) as bot:
+        assert bot.adapter.client.reconciling is not None
+        await bot.deliver()
+        assert await bot.adapter.client.reconciling == 1
+        await bot.deliver()
+        assert bot.dms("alice") == [f"bob claimed your request #1 ({LINK})."]
+        assert [p["id"] for p in bot.posts()] == [post["id"]]
 
 
 async def test_bad_token_is_a_config_error(
