@@ -354,9 +354,10 @@ def _table(runs: list[Run], requests: int, seconds: float, loads: tuple[float, f
     table.notes += [
         "each server runs in a child process of its own (`bench.servers`), all three for the "
         "whole benchmark; this process is Slack (FakeSlack's Web API and the load: aiohttp over "
-        "keep-alive connections, bodies signed before timing starts). Latency: request sent to "
-        "answer read, as Slack sees it. Server CPU: the child's user+system time (all threads) "
-        "over its blocks, per request.",
+        "keep-alive connections, bodies signed before timing starts; its garbage collector is "
+        "paused during a block, as timeit does). Latency: request sent to answer read, as Slack "
+        "sees it. Server CPU: the child's user+system time (all threads) over its blocks, per "
+        "request.",
         f"each level runs in {BLOCKS} blocks per server, the servers taking turns (the first "
         "rotating), so a change in the machine's load hits all three alike; the ratios compare "
         "the pooled blocks. A block of the bot with its worker on starts with an empty outbox.",
