@@ -23,6 +23,12 @@ QUEUE_WINDOW = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def load_window_start(now: datetime) -> datetime:
+    """Where the 30-day load window begins, in whole seconds: the stored loads (migration 0005)
+    then move once a second at most, not at every request."""
+    return (now - LOAD_WINDOW).replace(microsecond=0)
+
+
 def silent(
     candidates: list[Volunteer], request: Request, now: datetime, *, after: int
 ) -> list[Volunteer]:

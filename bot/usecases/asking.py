@@ -90,7 +90,7 @@ async def choose(
 ) -> tuple[list[Volunteer], list[Outgoing]]:
     """The volunteers to notify, and DMs to those paused for ignoring too many in a row."""
     tx, now, rules = ctx.tx, ctx.now, ctx.rules
-    since = now - reciprocity.LOAD_WINDOW
+    since = reciprocity.load_window_start(now)
     ignoring = [
         v
         for v in await tx.candidates(request.topics, since, ignored_at_least=rules.auto_pause_after)

@@ -3,6 +3,7 @@ and the monthly thank-you post."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from bot.dispatcher import Dispatcher, Rules
@@ -78,6 +79,21 @@ async def test_load_over_thirty_days_decides_between_idle_volunteers(
     await _say(dispatcher, clock, "https://example.com/c #python", "lee")
     await worker.drain()
     assert sender.sent[-1].mentions[0] == "vera"
+
+
+async def test_the_load_window_moves_in_whole_seconds(dispatcher, clock, tmp_path):
+    """Asks within one second leave the stored load window where the first put it: the window
+    starts on whole seconds, so the store rewrites it (and recounts loads) once a second at most."""
+    await _say(dispatcher, clock, "volunteer python", "vera")
+    starts = []
+    for i, step in enumerate((0.25, 0.5, 0.3)):  # 08:00:00.25, .75, then 08:00:01.05
+        clock.advance(seconds=step)
+        await _say(dispatcher, clock, f"https://example.com/{i} #python", "riley")
+        with sqlite3.connect(tmp_path / "test.db") as raw:
+            starts.append(raw.execute("SELECT since FROM load_window").fetchone()[0])
+    month_ago = clock.now().replace(microsecond=0) - timedelta(days=30)
+    first, later = month_ago - timedelta(seconds=1), month_ago
+    assert [datetime.fromisoformat(s) for s in starts] == [first, first, later]
 
 
 async def test_three_ignored_notifications_pause_a_volunteer(store, clock, worker, sender):
