@@ -120,9 +120,9 @@ class Dispatcher:
             lambda tx: tx.open_posts(platform, before=before, limit=OPEN_POSTS_PAGE)
         )
 
-    async def relay_posts_due(self, platform: Platform, at: datetime) -> int:
-        """Relay posts to `platform` due at `at` and not delivered yet, for an adapter's reconcile
-        (see `adapters.discord.reconcile`)."""
+    async def relay_posts_due(self, platform: Platform, at: datetime) -> bool:
+        """Whether a relay post to `platform` due at `at` is not delivered yet, for an adapter's
+        reconcile (see `adapters.discord.reconcile`)."""
         return await self._store.run(lambda tx: tx.relay_posts_due(platform, at))
 
     async def connect_community(self, community: Community) -> None:

@@ -130,7 +130,7 @@ class TimedInbox:
         inner = getattr(self._inbox, "open_posts", None)
         return list(await inner(platform, before=before)) if inner is not None else []
 
-    async def relay_posts_due(self, platform: Platform, at: datetime) -> int:
+    async def relay_posts_due(self, platform: Platform, at: datetime) -> bool:
         """Pass-through, as `open_posts`."""
         inner = getattr(self._inbox, "relay_posts_due", None)
-        return int(await inner(platform, at)) if inner is not None else 0
+        return bool(await inner(platform, at)) if inner is not None else False

@@ -280,8 +280,8 @@ class Transaction(Protocol):
         of `limit`, of requests older than request id `before` when given."""
         ...
 
-    async def relay_posts_due(self, platform: Platform, at: datetime) -> int:
-        """How many relay posts to `platform` due at `at` are still pending (parked ones aside)."""
+    async def relay_posts_due(self, platform: Platform, at: datetime) -> bool:
+        """Whether a relay post to `platform` due at `at` is still pending (parked ones aside)."""
         ...
 
     async def due_notices(self, now: datetime, limit: int) -> list[Notice]:

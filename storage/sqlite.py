@@ -1124,14 +1124,15 @@ class SqliteTransaction:
         "WHERE d.platform = o.platform AND d.channel_id = o.channel_id)"
     )
 
-    async def relay_posts_due(self, platform: Platform, at: datetime) -> int:
+    async def relay_posts_due(self, platform: Platform, at: datetime) -> bool:
+        # EXISTS, not a count: reconcile polls this while a backlog may be thousands long.
         row = await self._one(
-            "SELECT COUNT(*) AS n FROM outbox o WHERE o.status = 'pending' "
+            "SELECT EXISTS (SELECT 1 FROM outbox o WHERE o.status = 'pending' "
             "AND o.kind = 'relay_post' AND o.platform = ? AND o.next_attempt_at <= ? "
-            f"AND NOT {self._PARKED}",
+            f"AND NOT {self._PARKED}) AS due",
             (platform, _ts(at)),
         )
-        return int(row["n"]) if row is not None else 0
+        return row is not None and bool(row["due"])
 
     async def outbox_oldest_due(self) -> datetime | None:
         row = await self._one(

@@ -63,7 +63,7 @@ class RecordingInbox:
     ) -> Sequence[OpenPost]:
         return await self._dispatcher.open_posts(platform, before=before)
 
-    async def relay_posts_due(self, platform: Platform, at: datetime) -> int:
+    async def relay_posts_due(self, platform: Platform, at: datetime) -> bool:
         return await self._dispatcher.relay_posts_due(platform, at)
 
     async def wait_for(self, check: Callable[[list[tuple[InboundEvent, Reply]]], bool]) -> None:
