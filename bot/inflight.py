@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Iterator
 
 MAX_WAIT = 0.5  # seconds background work waits for a lull before it goes ahead anyway
@@ -23,9 +22,9 @@ QUIET = 0.005  # seconds after the last event ended: its answer is on the way ou
 class InFlight:
     def __init__(self) -> None:
         self._count = 0
-        self._ended = -QUIET  # time.monotonic() when the last event's handling ended
-        self._lull = asyncio.Event()
-        self._lull.set()
+        self._quiet = asyncio.Event()  # set while a lull lasts
+        self._quiet.set()
+        self._starting: asyncio.TimerHandle | None = None  # sets `_quiet` QUIET after an end
 
     @property
     def count(self) -> int:
@@ -35,25 +34,23 @@ class InFlight:
     def handling(self) -> Iterator[None]:
         """Count one inbound event as in flight for the duration of the block."""
         self._count += 1
-        self._lull.clear()
+        self._quiet.clear()
+        if self._starting is not None:
+            self._starting.cancel()
+            self._starting = None
         try:
             yield
         finally:
             self._count -= 1
-            self._ended = time.monotonic()
             if not self._count:
-                self._lull.set()
+                # One timer, cancelled if another event begins first: under steady traffic the
+                # waiters sleep on, instead of waking at every event's end and taking the GIL
+                # from the database thread in the middle of the next event's unit of work.
+                loop = asyncio.get_running_loop()
+                self._starting = loop.call_later(QUIET, self._quiet.set)
 
     async def lull(self, at_most: float = MAX_WAIT) -> None:
         """Return once no inbound event was handled for QUIET seconds, or after `at_most`."""
-        deadline = time.monotonic() + at_most
-        while (left := deadline - time.monotonic()) > 0:
-            if self._count:
-                with contextlib.suppress(TimeoutError):  # not wait_for: see DeliveryWorker.run
-                    async with asyncio.timeout(left):
-                        await self._lull.wait()
-                continue
-            quiet_for = time.monotonic() - self._ended
-            if quiet_for >= QUIET:
-                return
-            await asyncio.sleep(min(QUIET - quiet_for, left))
+        with contextlib.suppress(TimeoutError):  # not wait_for: see DeliveryWorker.run
+            async with asyncio.timeout(at_most):
+                await self._quiet.wait()
