@@ -327,8 +327,6 @@ STORMS = {
     "route-1s": (1.0, False),  # discord.py sleeps and retries by itself, 5 tries a call
     "global-1s": (1.0, True),
 }
-# Design §6: "stay far below" Discord's ban at 10,000 invalid answers in 10 minutes.
-FAR_BELOW_BAN = 1_000
 
 
 @pytest.mark.parametrize(
@@ -338,34 +336,21 @@ FAR_BELOW_BAN = 1_000
         for name, (retry_after, _) in STORMS.items()
     ],
 )
-async def test_discord_429_storm_is_waited_out_then_the_backlog_drains(
+async def test_discord_429_storm_costs_under_100_invalid_answers_then_the_backlog_drains(
     tmp_path: Path,
     fake_discord: FakeDiscord,
     figures: Figures,
     monkeypatch: pytest.MonkeyPatch,
     storm: str,
 ) -> None:
-    """10 minutes of 429s over 30 posts, 10 edits, 10 DMs: far below a ban, then all delivered."""
+    """10 minutes of 429s over 30 posts, 10 edits, 10 DMs: fewer than 100 invalid answers in
+    them (the issue's target; design §6 says stay far below Discord's ban at 10,000 in 10
+    minutes), then every notice delivered."""
     retry_after, global_ = STORMS[storm]
     found = await _storm(tmp_path, fake_discord, monkeypatch, retry_after, global_=global_)
     for name, value in found.items():
         figures[name] = value
     assert found["story_minutes"] >= 10
-    assert found["per_10_min"] < FAR_BELOW_BAN
-
-
-@pytest.mark.parametrize("storm", [s for s, (after, _) in STORMS.items() if after > 30])
-async def test_discord_429_storm_costs_under_100_invalid_answers_per_10_minutes(
-    tmp_path: Path,
-    fake_discord: FakeDiscord,
-    figures: Figures,
-    monkeypatch: pytest.MonkeyPatch,
-    storm: str,
-) -> None:
-    """The issue's target: fewer than 100 invalid answers in 10 minutes of any 429 storm."""
-    retry_after, global_ = STORMS[storm]
-    found = await _storm(tmp_path, fake_discord, monkeypatch, retry_after, global_=global_)
-    figures["per_10_min"] = found["per_10_min"]
     assert found["per_10_min"] < 100
 
 
