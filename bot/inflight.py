@@ -44,8 +44,8 @@ class InFlight:
             self._count -= 1
             if not self._count:
                 # One timer, cancelled if another event begins first: under steady traffic the
-                # waiters sleep on, instead of waking at every event's end and taking the GIL
-                # from the database thread in the middle of the next event's unit of work.
+                # waiters (one per notice waiting to go out) sleep on, where each used to wake
+                # at every event's end only to sleep again.
                 loop = asyncio.get_running_loop()
                 self._starting = loop.call_later(QUIET, self._quiet.set)
 
