@@ -2,8 +2,9 @@
 
 The bot runs as a real process, configured for one platform, against a fake served by this test.
 Slack: signed slash commands (asks and claims) hit its HTTP port from several clients at once
-until the kill. Discord: `/review ask` and `/review claim` interactions and 👀 reactions arrive
-over FakeDiscord's gateway, and the bot answers them and delivers over FakeDiscord's REST API.
+until the kill; in Socket Mode the same commands come as envelopes on the bot's websocket.
+Discord: `/review ask` and `/review claim` interactions and 👀 reactions arrive over
+FakeDiscord's gateway, and the bot answers them and delivers over FakeDiscord's REST API.
 After every kill the database is checked as it lies on disk: integrity, every acknowledged request
 and claim present, every state change with its outbox rows and no outbox row without its change.
 After the last restart every notice is delivered. A Slack duplicate is allowed only where a kill
@@ -17,15 +18,17 @@ The final restart is a plain `python -m bot run` subprocess, the command line it
 
 Each Discord start costs ~2.3 s more than a Slack one: discord.py waits `guild_ready_timeout` (2 s
 in production) for more guilds before it is ready, and the bot serves /healthz only then. So the
-Discord test kills 20 times by default (in the default part of the suite) and the Slack one 60
-times (slow part). RELIABILITY_CRASHES sets the kills of both (the issue's 200 by hand: ~3 minutes
-for Slack, ~10 for Discord); a Discord run longer than the default is marked slow.
+Discord test kills 20 times by default (in the default part of the suite), the Slack one 60
+times (slow part) and the Slack one in Socket Mode 20 times (default part). RELIABILITY_CRASHES
+sets the kills of all three (the issue's 200 by hand: ~3 minutes for Slack, ~10 for Discord); a
+Discord run longer than the default is marked slow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -59,6 +62,7 @@ from tests.reliability.conftest import DISCORD_MEMBERS, Figures, posts_by_reques
 from tests.reliability.test_discord_faults import _messages_by_request
 
 CRASHES = int(os.environ.get("RELIABILITY_CRASHES", "60"))
+SOCKET_CRASHES = int(os.environ.get("RELIABILITY_CRASHES", "20"))  # in the default part
 DISCORD_DEFAULT_CRASHES = 20  # ~3 s each: the most the default part of the suite can afford
 DISCORD_CRASHES = int(os.environ.get("RELIABILITY_CRASHES", str(DISCORD_DEFAULT_CRASHES)))
 CLIENTS = 6
@@ -260,31 +264,63 @@ class Ledger:
     startup_kills: int = 0
 
 
-async def _client(
-    http: aiohttp.ClientSession, bot: Bot, ledger: Ledger, rng: random.Random, tag: str
-) -> None:
+# Sends one slash command (user id, text) to the bot; returns the reply, or None when the bot
+# gave no answer (it was killed).
+Send = Callable[[str, str], Awaitable["str | None"]]
+
+
+async def _client(send: Send, ledger: Ledger, rng: random.Random, tag: str) -> None:
     """Send asks and claims one after another until the bot stops answering."""
-    for n in range(1_000_000):
+    for n in itertools.count():
         open_ids = [i for i in ledger.asks if i not in ledger.claims]
         if open_ids and rng.random() < 0.3:
             rid = rng.choice(open_ids)
             user, text = f"UV{tag}x{n}", f"claim {rid}"
         else:
             user, text = f"UA{tag}x{n}", f"https://example.com/{tag}-{n} #ops"
-        body = p.slash_command_body(text, user_id=user, user_name=user.lower())
         ledger.sent += 1
         try:
-            async with http.post(
-                f"{bot.url}/slack/events", data=body, headers=sign(body, SECRET)
-            ) as answer:
-                reply = (await answer.json())["text"] if answer.status == 200 else ""
-        except (aiohttp.ClientError, TimeoutError, ValueError):
+            reply = await send(user, text)
+        except asyncio.CancelledError:  # the cycle ended with it in flight (a socket waits on)
+            ledger.unacked += 1
+            raise
+        if reply is None:
             ledger.unacked += 1
             return
         if asked := _ASKED.match(reply):
             ledger.asks[int(asked.group(1))] = f"https://example.com/{tag}-{n}"
         elif claimed := _CLAIMED.match(reply):
             ledger.claims[int(claimed.group(1))] = user
+
+
+def _over_http(http: aiohttp.ClientSession, bot: Bot) -> Send:
+    """Signed slash commands to the bot's HTTP route, as Slack posts them."""
+
+    async def send(user: str, text: str) -> str | None:
+        body = p.slash_command_body(text, user_id=user, user_name=user.lower())
+        try:
+            async with http.post(
+                f"{bot.url}/slack/events", data=body, headers=sign(body, SECRET)
+            ) as answer:
+                return str((await answer.json())["text"]) if answer.status == 200 else ""
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+
+    return send
+
+
+def _over_the_socket(slack: FakeSlack) -> Send:
+    """Slash command envelopes on the Socket Mode connection; the reply comes in the ack."""
+
+    async def send(user: str, text: str) -> str | None:
+        payload = p.slash_command_payload(text, user_id=user, user_name=user.lower())
+        try:
+            ack = await slack.push_socket_envelope("slash_commands", payload)
+        except (TimeoutError, ConnectionError):  # the socket died with the bot
+            return None
+        return str(ack.get("payload", {}).get("text", ""))
+
+    return send
 
 
 def _deliveries(slack: FakeSlack) -> Counter[tuple[str, ...]]:
@@ -379,8 +415,13 @@ def _check_store(
         db.close()
 
 
-async def _cycle(
-    http: aiohttp.ClientSession, zygote: Zygote, ledger: Ledger, rng: random.Random, tag: str
+async def _cycle(  # noqa: PLR0917 - the parts of one cycle
+    http: aiohttp.ClientSession,
+    zygote: Zygote,
+    ledger: Ledger,
+    rng: random.Random,
+    tag: str,
+    sender: Callable[[Bot], Send],
 ) -> None:
     """Start a bot, load it, and kill it at a random moment."""
     bot = await zygote.fork()
@@ -392,7 +433,7 @@ async def _cycle(
         else:
             await bot.healthy(http)
             clients = [
-                asyncio.create_task(_client(http, bot, ledger, rng, f"{tag}c{k}"))
+                asyncio.create_task(_client(sender(bot), ledger, rng, f"{tag}c{k}"))
                 for k in range(CLIENTS)
             ]
             await asyncio.sleep(rng.uniform(0.05, 0.6))
@@ -428,23 +469,31 @@ def _logs(tmp_path: Path) -> str:
     return "".join(f.read_text(errors="replace") for f in sorted(tmp_path.glob("bot-*.log")))
 
 
-@pytest.mark.slow
-async def test_kill_9_under_load_loses_nothing_acknowledged(
-    tmp_path: Path, slack: FakeSlack, rng: random.Random, figures: Figures
+async def _kill_9_slack(  # noqa: PLR0917 - one Slack kill -9 run, HTTP or Socket Mode
+    tmp_path: Path,
+    slack: FakeSlack,
+    rng: random.Random,
+    figures: Figures,
+    env: dict[str, str],
+    sender: Callable[[aiohttp.ClientSession, Bot], Send],
+    crashes: int,
 ) -> None:
-    """After each SIGKILL the store is intact and consistent; after a restart all is delivered."""
+    """Kill the bot `crashes` times under load, checking the store after each kill, then restart
+    it once more and check that everything was delivered, a duplicate only where a kill hit."""
     path = tmp_path / "relay.db"
     ledger = Ledger()
     started = time.perf_counter()
-    zygote = await Zygote.start(tmp_path, _slack_env(tmp_path, slack))
+    zygote = await Zygote.start(tmp_path, env)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            for cycle in range(CRASHES):
-                await _cycle(http, zygote, ledger, rng, f"k{cycle}")
+            for cycle in range(crashes):
+                await _cycle(
+                    http, zygote, ledger, rng, f"k{cycle}", functools.partial(sender, http)
+                )
                 if path.exists():
                     _check_store(path, ledger, _deliveries(slack))
             await zygote.stop()
-            await _final_run(tmp_path, _slack_env(tmp_path, slack), http)
+            await _final_run(tmp_path, env, http)
     finally:
         await zygote.stop()
     delivered = _deliveries(slack)
@@ -457,7 +506,8 @@ async def test_kill_9_under_load_loses_nothing_acknowledged(
     logs = _logs(tmp_path)
     assert "database is locked" not in logs
     assert "Traceback" not in logs
-    figures["kills"] = CRASHES
+    assert ledger.asks  # the load got through between the kills
+    figures["kills"] = crashes
     figures["startup_kills"] = ledger.startup_kills
     figures["commands_sent"] = ledger.sent
     figures["acked_asks"] = len(ledger.asks)
@@ -467,6 +517,27 @@ async def test_kill_9_under_load_loses_nothing_acknowledged(
     figures["slack_duplicates"] = duplicates
     figures["duplicate_posts"] = sum(n - 1 for k, n in delivered.items() if k[0] == "post")
     figures["wall_s"] = time.perf_counter() - started
+
+
+@pytest.mark.slow
+async def test_kill_9_under_load_loses_nothing_acknowledged(
+    tmp_path: Path, slack: FakeSlack, rng: random.Random, figures: Figures
+) -> None:
+    """After each SIGKILL the store is intact and consistent; after a restart all is delivered."""
+    env = _slack_env(tmp_path, slack)
+    await _kill_9_slack(tmp_path, slack, rng, figures, env, _over_http, CRASHES)
+
+
+async def test_kill_9_in_socket_mode_loses_nothing_acknowledged(
+    tmp_path: Path, slack: FakeSlack, rng: random.Random, figures: Figures
+) -> None:
+    """The same over Socket Mode: commands come as envelopes on the bot's websocket and are
+    acknowledged in the envelope's ack, which bolt sends once the handler has committed."""
+    env = _slack_env(tmp_path, slack) | {"SLACK_APP_TOKEN": slack.app_token}
+    del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none: Slack authenticates the socket
+    await _kill_9_slack(
+        tmp_path, slack, rng, figures, env, lambda _, bot: _over_the_socket(slack), SOCKET_CRASHES
+    )
 
 
 # --- Discord ------------------------------------------------------------------------------------
