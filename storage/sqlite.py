@@ -178,20 +178,20 @@ _VOLUNTEER_COLUMNS = (
 _TRANSITION_SQL: dict[Status, str] = {
     Status.CLAIMED: """UPDATE requests SET status = 'claimed', claimer_platform = ?,
         claimer_community = ?, claimer_user = ?, claimer_person = ?, claimed_at = ?, updated_at = ?
-        WHERE id = ? AND status = ? RETURNING id""",
+        WHERE id = ? AND status = ?""",
     Status.OPEN: """UPDATE requests SET status = 'open', claimer_platform = NULL,
         claimer_community = NULL, claimer_user = NULL, claimer_person = NULL, claimed_at = NULL,
-        updated_at = ? WHERE id = ? AND status = ? RETURNING id""",
+        updated_at = ? WHERE id = ? AND status = ?""",
     Status.DONE: """UPDATE requests SET status = 'done', response = ?, updated_at = ?
-        WHERE id = ? AND status = ? RETURNING id""",
+        WHERE id = ? AND status = ?""",
 }
 # Reopening starts the request's clock again, so it is not stale or expired at once.
 _REOPEN_SQL = """UPDATE requests SET status = 'open', created_at = ?, updated_at = ?
-    WHERE id = ? AND status = ? RETURNING id"""
+    WHERE id = ? AND status = ?"""
 # Cancelled and expired requests keep no claimer: the hold ended without a review.
 _END_SQL = """UPDATE requests SET status = ?, claimer_platform = NULL, claimer_community = NULL,
     claimer_user = NULL, claimer_person = NULL, claimed_at = NULL, updated_at = ?, response = ?
-    WHERE id = ? AND status = ? RETURNING id"""
+    WHERE id = ? AND status = ?"""
 # A claim takes a free slot of an open request, once per person: one conditional statement, so
 # of many simultaneous claims exactly as many win as there are slots.
 _CLAIM_SQL = """INSERT INTO claims (request_id, person_id, status, claimed_at, platform,
@@ -201,8 +201,7 @@ _CLAIM_SQL = """INSERT INTO claims (request_id, person_id, status, claimed_at, p
       AND r.reviewers > (SELECT COUNT(*) FROM claims c
                          WHERE c.request_id = r.id AND c.status IN ('active', 'done'))
       AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.request_id = r.id
-                      AND c.person_id = :person AND c.status IN ('active', 'done'))
-    RETURNING id"""
+                      AND c.person_id = :person AND c.status IN ('active', 'done'))"""
 _FULL_SQL = """SELECT r.reviewers <= (SELECT COUNT(*) FROM claims c WHERE c.request_id = r.id
     AND c.status IN ('active', 'done')) AS full FROM requests r WHERE r.id = ?"""
 _TOUCH_SQL = "UPDATE requests SET updated_at = ? WHERE id = ?"
@@ -215,8 +214,7 @@ _END_ONE_SQL = """UPDATE requests SET status = :after,
     claimed_at = CASE WHEN :after = 'open' THEN NULL ELSE claimed_at END,
     response = CASE WHEN :response = '' THEN response ELSE :response END, updated_at = :at
     WHERE id = :id AND status = :before AND EXISTS (SELECT 1 FROM claims c
-        WHERE c.request_id = :id AND c.person_id = :person AND c.status = 'active')
-    RETURNING id"""
+        WHERE c.request_id = :id AND c.person_id = :person AND c.status = 'active')"""
 _CLAIM_END = {
     Status.OPEN: "released",
     Status.DONE: "done",
@@ -347,9 +345,16 @@ class SqliteTransaction:
         return rows[0] if rows else None
 
     async def _run(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
-        # rowcount and lastrowid come free with the cursor. A RETURNING clause gathers its rows
-        # in a temporary table first, which nearly doubles the cost of a one-row INSERT.
+        # Whether a write changed a row is its cursor's rowcount, and the row it added its
+        # lastrowid; both come free, where a RETURNING clause gathers its rows in a temporary
+        # table first (nearly twice the cost of a one-row INSERT). RETURNING is for values.
         return self._db.execute(sql, _bound(params))
+
+    async def _insert(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> int:
+        """The rowid of the one row `sql` (an INSERT ... VALUES) added."""
+        rowid = (await self._run(sql, params)).lastrowid
+        assert rowid is not None  # noqa: S101 - an INSERT that did not raise added its row
+        return rowid
 
     async def seen_event(self, event_key: str, at: datetime) -> bool:
         added = await self._run(
@@ -398,11 +403,9 @@ class SqliteTransaction:
         )
         place: str | None = row["place"] if row is not None else None
         if row is None:
-            person = await self._one(
-                "INSERT INTO persons (created_at) VALUES (?) RETURNING id", (_ts(at),)
+            person_id = await self._insert(
+                "INSERT INTO persons (created_at) VALUES (?)", (_ts(at),)
             )
-            assert person is not None  # noqa: S101 - RETURNING always yields the row
-            person_id = int(person["id"])
             await self._run(
                 "INSERT INTO members VALUES (?, ?, ?, ?, ?)", (*key, member.display_name, person_id)
             )
@@ -472,7 +475,7 @@ class SqliteTransaction:
         local: bool = False,
         reviewers: int = 1,
     ) -> Request:
-        added = await self._run(
+        request_id = await self._insert(
             "INSERT INTO requests (link, topics, note, requester_platform, requester_community, "
             "requester_user, requester_person, origin_channel_id, status, created_at, updated_at, "
             "local, reviewers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
@@ -491,11 +494,10 @@ class SqliteTransaction:
                 reviewers,
             ),
         )
-        assert added.lastrowid is not None  # noqa: S101 - an INSERT that did not raise added it
         # Everything is known here: reading the row back would cost a trip for nothing.
         stored = datetime.fromisoformat(_ts(at))
         return Request(
-            id=added.lastrowid,
+            id=request_id,
             link=link,
             topics=tuple(" ".join(topics).split()),
             note=note,
@@ -570,7 +572,7 @@ class SqliteTransaction:
             sql, params = _TRANSITION_SQL[after], (response, _ts(at), request_id, before)
         else:
             sql, params = _END_SQL, (after, _ts(at), response, request_id, before)
-        changed = await self._rows(sql, params)
+        changed = (await self._run(sql, params)).rowcount
         if changed:
             await self._run(
                 "UPDATE claims SET status = ?, ended_at = ? "
@@ -580,7 +582,7 @@ class SqliteTransaction:
         return await self.request(request_id) if changed else None
 
     async def claim(self, request_id: int, member: Member, at: datetime) -> Request | None:
-        taken = await self._rows(
+        taken = await self._run(
             _CLAIM_SQL,
             {
                 "id": request_id,
@@ -591,7 +593,7 @@ class SqliteTransaction:
                 "user": member.user_id,
             },
         )
-        if not taken:
+        if not taken.rowcount:
             return None
         # Claiming anything answers the notifications this person was ignoring.
         await self._run(
@@ -625,7 +627,7 @@ class SqliteTransaction:
         at: datetime,
         response: str = "",
     ) -> Request | None:
-        changed = await self._rows(
+        changed = await self._run(
             _END_ONE_SQL,
             {
                 "id": request_id,
@@ -636,7 +638,7 @@ class SqliteTransaction:
                 "at": _ts(at),
             },
         )
-        if not changed:
+        if not changed.rowcount:
             return None
         await self._run(
             "UPDATE claims SET status = ?, ended_at = ? WHERE request_id = ? AND person_id = ? "
@@ -714,12 +716,12 @@ class SqliteTransaction:
         )
 
     async def snooze(self, request_id: int, person_id: int, at: datetime) -> bool:
-        rows = await self._rows(
+        snoozed = await self._run(
             "UPDATE claims SET nudges = 0, nudged_at = ? WHERE request_id = ? AND person_id = ? "
-            "AND status = 'active' RETURNING id",
+            "AND status = 'active'",
             (_ts(at), request_id, person_id),
         )
-        return bool(rows)
+        return bool(snoozed.rowcount)
 
     async def save_digest(
         self,
@@ -731,9 +733,9 @@ class SqliteTransaction:
         request_ids: Sequence[int],
         at: datetime,
     ) -> int:
-        row = await self._one(
+        return await self._insert(
             "INSERT INTO digests (platform, community_id, local_date, channel_id, request_ids, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 platform,
                 community_id,
@@ -743,8 +745,6 @@ class SqliteTransaction:
                 _ts(at),
             ),
         )
-        assert row is not None  # noqa: S101 - RETURNING always yields the row
-        return int(row["id"])
 
     async def digests_with(self, request_id: int, since: datetime) -> list[Digest]:
         rows = await self._rows(
@@ -869,12 +869,12 @@ class SqliteTransaction:
         )
 
     async def claim_renotify(self, request_id: int, not_since: datetime, at: datetime) -> bool:
-        rows = await self._rows(
+        claimed = await self._run(
             "UPDATE requests SET renotified_at = ? WHERE id = ? "
-            "AND (renotified_at IS NULL OR renotified_at <= ?) RETURNING id",
+            "AND (renotified_at IS NULL OR renotified_at <= ?)",
             (_ts(at), request_id, _ts(not_since)),
         )
-        return bool(rows)
+        return bool(claimed.rowcount)
 
     async def ledger(self, person_id: int, since: datetime) -> Ledger:
         row = await self._one(
@@ -957,11 +957,11 @@ class SqliteTransaction:
     async def add_thanks(
         self, request_id: int, from_person: int, to_person: int, at: datetime
     ) -> bool:
-        rows = await self._rows(
-            "INSERT INTO thanks VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING request_id",
+        added = await self._run(
+            "INSERT INTO thanks VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (request_id, from_person, to_person, _ts(at)),
         )
-        return bool(rows)
+        return bool(added.rowcount)
 
     async def enqueue(self, notices: Sequence[Outgoing], at: datetime) -> None:
         self._db.executemany(
@@ -1147,12 +1147,11 @@ class SqliteTransaction:
         return _dt(row["oldest"]) if row is not None else None
 
     async def degrade_channel(self, notice: Notice, reason: str, at: datetime) -> bool:
-        rows = await self._rows(
-            "INSERT INTO degraded_channels VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
-            "RETURNING channel_id",
+        added = await self._run(
+            "INSERT INTO degraded_channels VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (notice.platform, notice.channel_id, notice.community_id, reason, _ts(at), notice.id),
         )
-        return bool(rows)
+        return bool(added.rowcount)
 
     async def degraded_channels(self) -> list[DegradedChannel]:
         return await self._degraded()
@@ -1242,14 +1241,11 @@ class SqliteTransaction:
             await self._run(sql, (keep, merge))
 
     async def split_member(self, member: Member, at: datetime) -> Member:
-        person = await self._one(
-            "INSERT INTO persons (created_at) VALUES (?) RETURNING id", (_ts(at),)
-        )
-        assert person is not None  # noqa: S101 - RETURNING always yields the row
+        person_id = await self._insert("INSERT INTO persons (created_at) VALUES (?)", (_ts(at),))
         await self._run(
             "UPDATE members SET person_id = ? WHERE platform = ? AND community_id = ? "
             "AND user_id = ?",
-            (person["id"], member.platform, member.community_id, member.user_id),
+            (person_id, member.platform, member.community_id, member.user_id),
         )
         # The old person keeps its topics; notify them on one of the identities they still have.
         await self._run(
@@ -1263,7 +1259,7 @@ class SqliteTransaction:
             community_id=member.community_id,
             user_id=member.user_id,
             display_name=member.display_name,
-            person_id=int(person["id"]),
+            person_id=person_id,
         )
 
     async def find_person(
@@ -1386,12 +1382,11 @@ class SqliteTransaction:
     async def record_reminder_run(
         self, platform: str, community_id: str, local_date: str, at: datetime
     ) -> bool:
-        rows = await self._rows(
-            "INSERT INTO reminder_runs VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING "
-            "RETURNING local_date",
+        added = await self._run(
+            "INSERT INTO reminder_runs VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (platform, community_id, local_date, _ts(at)),
         )
-        return bool(rows)
+        return bool(added.rowcount)
 
 
 class SqliteStore:
