@@ -281,7 +281,9 @@ async def _client(send: Send, ledger: Ledger, rng: random.Random, tag: str) -> N
         ledger.sent += 1
         try:
             reply = await send(user, text)
-        except asyncio.CancelledError:  # the cycle ended with it in flight (a socket waits on)
+        except asyncio.CancelledError:
+            # Killed mid-command: over HTTP the connection drops, but an envelope waits for its
+            # ack until the cycle cancels the client.
             ledger.unacked += 1
             raise
         if reply is None:
