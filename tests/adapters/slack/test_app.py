@@ -7,6 +7,7 @@ DeliveryWorker and SqliteStore, against FakeSlack. Notices leave only when a tes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -112,6 +113,23 @@ async def test_retried_event_claims_once(harness: SlackHarness):
     assert len(harness.slack.calls()) == before
     assert len(harness.calls("chat.update")) == 1
     assert len(dms_to(harness, ALICE[0])) == 1
+
+
+async def test_retries_racing_the_original_event_claim_once(harness: SlackHarness):
+    """Retries that arrive while the original is still being handled (Slack gave up waiting on
+    it) are answered 200 and change nothing more: one claim, one post edit, one DM."""
+    ts = await ask(harness)
+
+    answers = await asyncio.gather(
+        harness.react(ts, BOB, event_id="Ev0CLAIM02"),
+        *(harness.react(ts, BOB, event_id="Ev0CLAIM02", retry=n) for n in (1, 2, 3)),
+    )
+    await harness.deliver()
+
+    assert [a.status for a in answers] == [200] * 4
+    assert len(harness.calls("chat.update")) == 1
+    assert dms_to(harness, ALICE[0]) == [texts.DM_CLAIMED.format(name="bob", id=1, link=LINK)]
+    assert harness.slack.ephemerals == []  # no retry was told "already claimed by bob"
 
 
 async def test_second_claimer_is_refused_privately(harness: SlackHarness):
