@@ -44,6 +44,7 @@ from tests.adapters.discord.conftest import (
     make_adapter,
 )
 from tests.adapters.slack.conftest import BOT_TOKEN, SECRET, SlackHarness, slack_settings
+from tests.fakes import slack_payloads as p
 from tests.fakes.fake_clock import FakeClock
 from tests.fakes.fake_discord import FakeDiscord, FakeGuild
 from tests.fakes.fake_slack import ApiCall, FakeSlack
@@ -125,6 +126,19 @@ class Harness(SlackHarness):
         return await super().post(
             body, secret=secret or self.secret, timestamp=timestamp, headers=headers
         )
+
+
+async def socket_command(
+    slack: FakeSlack,
+    text: str,
+    who: tuple[str, str],
+    timeout: float = 5.0,  # noqa: ASYNC109
+) -> str:
+    """`/review <text>` from `who` (user id, name) as Socket Mode brings it: an envelope on the
+    bot's websocket. Returns the reply the bot put in its ack."""
+    payload = p.slash_command_payload(text, user_id=who[0], user_name=who[1])
+    ack = await slack.push_socket_envelope("slash_commands", payload, timeout=timeout)
+    return str(ack["payload"]["text"])
 
 
 @asynccontextmanager

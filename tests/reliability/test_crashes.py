@@ -58,7 +58,13 @@ from tests.fakes.discord_payloads import JSON
 from tests.fakes.fake_discord import FakeDiscord, FakeGuild
 from tests.fakes.fake_slack import FakeSlack, sign
 from tests.net import free_port
-from tests.reliability.conftest import DISCORD_MEMBERS, Figures, posts_by_request, query
+from tests.reliability.conftest import (
+    DISCORD_MEMBERS,
+    Figures,
+    posts_by_request,
+    query,
+    socket_command,
+)
 from tests.reliability.test_discord_faults import _messages_by_request
 
 CRASHES = int(os.environ.get("RELIABILITY_CRASHES", "60"))
@@ -315,12 +321,10 @@ def _over_the_socket(slack: FakeSlack) -> Send:
     """Slash command envelopes on the Socket Mode connection; the reply comes in the ack."""
 
     async def send(user: str, text: str) -> str | None:
-        payload = p.slash_command_payload(text, user_id=user, user_name=user.lower())
         try:
-            ack = await slack.push_socket_envelope("slash_commands", payload)
+            return await socket_command(slack, text, (user, user.lower()))
         except (TimeoutError, ConnectionError):  # the socket died with the bot
             return None
-        return str(ack.get("payload", {}).get("text", ""))
 
     return send
 

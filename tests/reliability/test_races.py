@@ -45,7 +45,14 @@ from tests.conftest import COMMUNITY
 from tests.fakes import slack_payloads as p
 from tests.fakes.fake_clock import FakeClock
 from tests.fakes.fake_slack import FakeSlack
-from tests.reliability.conftest import Figures, db_path, percentile, query, slack_bot
+from tests.reliability.conftest import (
+    Figures,
+    db_path,
+    percentile,
+    query,
+    slack_bot,
+    socket_command,
+)
 
 CLAIMERS = 500
 INTERLEAVINGS = int(os.environ.get("RELIABILITY_INTERLEAVINGS", "1000"))
@@ -77,9 +84,7 @@ async def _command(bot: SlackHarness, text: str, who: tuple[str, str]) -> tuple[
     if not bot.adapter.socket_mode:
         answer = await bot.command(text, who)
         return answer.status, answer.json()["text"] if answer.text else ""
-    payload = p.slash_command_payload(text, user_id=who[0], user_name=who[1])
-    ack = await bot.slack.push_socket_envelope("slash_commands", payload, timeout=SOCKET_ACK_WAIT)
-    return 200, str(ack["payload"]["text"])
+    return 200, await socket_command(bot.slack, text, who, timeout=SOCKET_ACK_WAIT)
 
 
 async def _react(bot: SlackHarness, ts: str, who: tuple[str, str]) -> int:
