@@ -16,7 +16,7 @@ from pathlib import Path
 from adapters.checks import CheckRow, check_discord, check_slack
 from adapters.console import console
 from adapters.http import Check, HttpServer, ServesHttp
-from bot import instance, privacy, texts
+from bot import instance, privacy, retention, texts
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher
 from bot.errors import ConfigError, StoreError
@@ -260,13 +260,15 @@ def _connected(adapter: Adapter) -> Check:
 
 
 async def _daily(core: Core, interval: float = 60.0) -> None:
-    """Check once a minute whether a reminder time has come (each runs once a day)."""
+    """Check once a minute whether a reminder time has come (each runs once a day), and whether
+    today's retention pass has run."""
     while True:
         try:
             await core.reminders.run()
             core.worker.wake()
+            await retention.prune(core.store, core.clock.now())
         except Exception:
-            log.exception("reminder round failed; trying again in %.0fs", interval)
+            log.exception("daily round failed; trying again in %.0fs", interval)
         await asyncio.sleep(interval)
 
 

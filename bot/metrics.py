@@ -55,7 +55,9 @@ class Metrics:
             registry=r,
         )
         self._reminders = Gauge(
-            "reviewrelay_reminder_runs", "Daily reminder runs recorded", registry=r
+            "reviewrelay_reminder_runs",
+            "Once-a-day runs recorded (digests, nudges and expiry, recognition, retention)",
+            registry=r,
         )
         self._degraded = Gauge(
             "reviewrelay_degraded_channels",

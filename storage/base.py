@@ -83,7 +83,15 @@ class DegradedChannel:
 class Transaction(Protocol):
     # inbound de-duplication
     async def seen_event(self, event_key: str, at: datetime) -> bool:
-        """Record the key; True if it had been recorded before (the event is a repeat)."""
+        """Record the key; True if it had been recorded before (the event is a repeat). Either
+        way the key counts as seen at `at`: its age for `forget_event_keys` starts over."""
+        ...
+
+    async def forget_event_keys(
+        self, seen_before: datetime, after: str, scan: int
+    ) -> tuple[int, str | None]:
+        """Look at the `scan` keys that follow `after` in key order, and delete those last seen
+        before `seen_before`: how many went, and where to go on (None: at the end)."""
         ...
 
     async def reaction_in_order(self, event: ReactionChanged) -> bool:
@@ -292,6 +300,14 @@ class Transaction(Protocol):
     async def mark_sent(self, notice: Notice, message_id: str | None, at: datetime) -> None: ...
     async def mark_retry(self, notice: Notice, next_attempt_at: datetime, error: str) -> None: ...
     async def mark_dead(self, notice: Notice, error: str, at: datetime) -> None: ...
+    async def forget_sent_notices(
+        self, sent_before: datetime, after: int, scan: int
+    ) -> tuple[int, int | None]:
+        """Look at the `scan` ids that follow `after`, and delete the notices sent before
+        `sent_before`, relay posts aside (they say where a request's copies are): how many
+        went, and where to go on (None: at the end)."""
+        ...
+
     async def outbox_oldest_due(self) -> datetime | None:
         """The due time of the oldest pending notice not parked for a degraded channel."""
         ...

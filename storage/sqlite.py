@@ -362,7 +362,30 @@ class SqliteTransaction:
             "ON CONFLICT DO NOTHING",
             (event_key, _ts(at)),
         )
-        return not added.rowcount
+        if added.rowcount:
+            return False
+        # Only repeats pay for this: reconcile feeds the same reactions at each new session, and
+        # a key it keeps meeting must outlive retention.
+        await self._run(
+            "UPDATE inbound_events SET received_at = ? WHERE event_key = ?", (_ts(at), event_key)
+        )
+        return True
+
+    async def forget_event_keys(
+        self, seen_before: datetime, after: str, scan: int
+    ) -> tuple[int, str | None]:
+        window = await self._one(
+            "SELECT COUNT(*) AS n, MAX(event_key) AS last FROM (SELECT event_key "
+            "FROM inbound_events WHERE event_key > ? ORDER BY event_key LIMIT ?)",
+            (after, scan),
+        )
+        if window is None or not window["n"]:
+            return 0, None
+        gone = await self._run(
+            "DELETE FROM inbound_events WHERE event_key > ? AND event_key <= ? AND received_at < ?",
+            (after, window["last"], _ts(seen_before)),
+        )
+        return gone.rowcount, window["last"] if window["n"] == scan else None
 
     async def reaction_in_order(self, event: ReactionChanged) -> bool:
         if event.occurred_at is None:
@@ -1138,6 +1161,19 @@ class SqliteTransaction:
             (platform, _ts(at)),
         )
         return row is not None and bool(row["due"])
+
+    async def forget_sent_notices(
+        self, sent_before: datetime, after: int, scan: int
+    ) -> tuple[int, int | None]:
+        # NOT INDEXED: by id range (the rowid), not through the status index and then a sort.
+        gone = await self._run(
+            "DELETE FROM outbox NOT INDEXED WHERE id > ? AND id <= ? AND status = 'sent' "
+            "AND kind != 'relay_post' AND sent_at < ?",
+            (after, after + scan, _ts(sent_before)),
+        )
+        newest = await self._one("SELECT MAX(id) AS id FROM outbox")
+        more = newest is not None and (newest["id"] or 0) > after + scan
+        return gone.rowcount, after + scan if more else None
 
     async def outbox_oldest_due(self) -> datetime | None:
         row = await self._one(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -12,8 +14,10 @@ import pytest
 
 from adapters.http import HttpServer
 from adapters.slack import build_slack
+from bot import retention
 from bot.app import serve
 from bot.errors import ConfigError
+from storage.sqlite import SqliteStore
 from tests.adapters.slack.conftest import BOB, SECRET, BrokenInbox, slack_settings
 from tests.fakes import slack_payloads as p
 from tests.fakes.fake_clock import FakeClock
@@ -22,9 +26,13 @@ from tests.net import free_port
 
 
 async def test_serve_runs_slack_over_http(tmp_path: Path, slack: FakeSlack, clock: FakeClock):
-    """Under serve(): the route answers, /healthz reports Slack connected, the worker posts;
-    start-up's objects stay out of full garbage collections while it serves, and only then."""
+    """Under serve(): the route answers, /healthz reports Slack connected, the worker posts, the
+    day's retention pass forgets an event key older than it keeps; start-up's objects stay out of
+    full garbage collections while it serves, and only then."""
     settings = slack_settings(tmp_path, slack, http_port=free_port())
+    long_ago = clock.now() - retention.KEEP - timedelta(days=1)
+    async with await SqliteStore.open(settings.database_path) as store:
+        await store.run(lambda tx: tx.seen_event("slack:event:Ev0LONGAGO", long_ago))
     adapter = build_slack(settings, clock)
     started, stop = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(serve(settings, [adapter], clock, started=started, stop=stop))
@@ -33,7 +41,9 @@ async def test_serve_runs_slack_over_http(tmp_path: Path, slack: FakeSlack, cloc
         await asyncio.wait_for(started.wait(), 5)
         await asyncio.sleep(0)  # serve goes on from `started` to its wait
         frozen = gc.get_freeze_count()
-        body = p.slash_command_body("https://example.com/d #go", user_id="U0ALICE")
+        body = p.slash_command_body(
+            "https://example.com/d #go", user_id="U0ALICE", trigger_id="1.2.serve"
+        )
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/healthz") as health:
                 checks = (await health.json())["checks"]
@@ -59,6 +69,9 @@ async def test_serve_runs_slack_over_http(tmp_path: Path, slack: FakeSlack, cloc
         metrics
     )
     assert 'reviewrelay_deliveries{platform="slack",result="sent"} 1.0' in metrics
+    with sqlite3.connect(settings.database_path) as raw:
+        keys = [k for (k,) in raw.execute("SELECT event_key FROM inbound_events")]
+    assert keys == ["slack:command:1.2.serve"]
 
 
 async def test_handler_failures_apologise_or_ask_for_a_retry(
