@@ -77,6 +77,7 @@ PRAGMAS = (
     "temp_store = MEMORY",
 )
 CHECKPOINT_EVERY = 1.0  # seconds between background checkpoints
+RESTART_AFTER_FRAMES = 1000  # a WAL this long after a background checkpoint: the writer helps
 
 
 @functools.lru_cache(maxsize=256)
@@ -1467,7 +1468,16 @@ class SqliteStore:
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY)
             try:
-                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                [(_, frames, _)] = await self._checkpointer.execute_fetchall(
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                )
+                if frames > RESTART_AFTER_FRAMES:
+                    # Writes never paused, so the WAL never started over: SQLite restarts it only
+                    # when a write begins with every frame copied back, and this pass ends behind
+                    # the writer. The writer copies what is left between two of its commits.
+                    await _on_db_thread(
+                        self._db, lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    )
             except sqlite3.Error as exc:  # a reader or a backup in the way: next time
                 log.warning("WAL checkpoint failed: %s", exc)
 
