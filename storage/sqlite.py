@@ -1432,7 +1432,8 @@ class SqliteStore:
     Commits never checkpoint: SQLite's automatic checkpoint would copy the WAL into the database
     (and fsync) inside whichever commit crosses 1,000 pages, a stall of milliseconds for the
     unlucky command (the p99 of the ack benchmark). A second connection checkpoints in the
-    background instead (PASSIVE: it never blocks the writer).
+    background instead (PASSIVE: it never blocks the writer). Only when writes never pause does
+    the writer copy the last frames itself, between two commits, so that the WAL starts over.
     """
 
     def __init__(
