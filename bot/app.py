@@ -27,7 +27,8 @@ from bot.ports import Adapter, Clock, Inbox, Sender, SystemClock
 from bot.reminders import Reminders, SweepReport
 from bot.settings import Settings
 from storage.base import DegradedChannel, Transaction
-from storage.sqlite import MigrationProgress, SqliteStore
+from storage.migrate import MigrationProgress
+from storage.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 

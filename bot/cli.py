@@ -19,7 +19,7 @@ from bot import app, logs
 from bot.errors import ConfigError, StoreError
 from bot.reminders import SweepReport
 from bot.settings import Settings, load_settings
-from storage.sqlite import MigrationStep
+from storage.migrate import MigrationStep
 
 EXIT_CONFIG = 2
 

@@ -12,6 +12,8 @@ CORE = sorted(p for p in (ROOT / "bot").rglob("*.py") if p.stem not in ("app", "
 FORBIDDEN = (
     "adapters",
     "storage.sqlite",
+    "storage.sqlite_transaction",
+    "storage.migrate",
     "slack_bolt",
     "slack_sdk",
     "discord",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import MigrationPrinter
-from storage.sqlite import MigrationStep, migrations
+from storage.migrate import MigrationStep, migrations
 from tests.process import run_reviewrelay
 
 _run = run_reviewrelay

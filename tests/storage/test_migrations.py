@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from storage import sqlite as sqlite_store
-from storage.sqlite import MigrationStep, SqliteStore, migrations
+from storage import migrate
+from storage.migrate import MigrationStep, migrations
+from storage.sqlite import SqliteStore
 
 RANKING = 5  # 0005 backfills every volunteer's ranking keys in one UPDATE per table
 VOLUNTEERS = 5_000
@@ -40,7 +41,7 @@ async def test_a_long_migration_reports_from_inside_its_statements(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """0005 over thousands of volunteers reports while it runs, then its rows; in order."""
-    monkeypatch.setattr(sqlite_store, "PROGRESS_EVERY", 10_000)
+    monkeypatch.setattr(migrate, "PROGRESS_EVERY", 10_000)
     path = tmp_path / "old.db"
     _schema_4_with_volunteers(path, VOLUNTEERS)
     steps: list[MigrationStep] = []

@@ -15,7 +15,8 @@ from bot import matching
 from bot.model import Member, QuietHours, Request, Status, Volunteer
 from bot.reciprocity import LOAD_WINDOW
 from storage.base import Transaction
-from storage.sqlite import SqliteStore, migrations
+from storage.migrate import migrations
+from storage.sqlite import SqliteStore
 from tests.factories import member
 from tests.fakes.fake_clock import FakeClock
 

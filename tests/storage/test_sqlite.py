@@ -16,7 +16,8 @@ import pytest
 from bot.errors import StoreError
 from bot.model import Notice, NoticeKind, Outgoing, Platform, Request, Status
 from storage.base import Transaction
-from storage.sqlite import SqliteStore, migrations
+from storage.migrate import migrations
+from storage.sqlite import SqliteStore
 from tests.factories import channel_text, direct, member
 from tests.fakes.fake_clock import FakeClock
 
