@@ -226,9 +226,17 @@ class DeliveryWorker:
             # spends several invalid answers per probe, so probes must thin out in a storm.
             delay = min(MAX_DELAY, delay * 2 ** self._storms[notice.platform])
             self._storms[notice.platform] += 1
-        log.info(
-            "notice %s to %s failed (%s); retrying in %.1fs", notice.id, notice.platform, exc, delay
-        )
+        if exc.maybe_delivered and notice.kind not in _EDITS:  # an edit again changes nothing
+            log.warning(
+                "notice %s to %s failed (%s); retrying in %.1fs, and if %s did it after all, "
+                "it arrives twice",
+                notice.id, notice.platform, exc, delay, notice.platform,
+            )  # fmt: skip
+        else:
+            log.info(
+                "notice %s to %s failed (%s); retrying in %.1fs",
+                notice.id, notice.platform, exc, delay,
+            )  # fmt: skip
         due = self._clock.now() + timedelta(seconds=delay)
         await self._store.run(lambda tx: tx.mark_retry(notice, due, str(exc)))
         heapq.heappush(self._retries, due)

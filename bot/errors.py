@@ -26,7 +26,9 @@ class DeliveryError(ReviewRelayError):
     `platform_wide` says the wait applies to every call to that platform (a global rate limit or
     an IP ban), not just to this channel; `channel_lost` says the notice's channel is gone or
     closed to the bot (deleted, archived, bot removed, permission taken), so every notice to it
-    would fail until someone fixes the channel (never set for a DM).
+    would fail until someone fixes the channel (never set for a DM); `maybe_delivered` says the
+    platform may have done it before the failure (the answer timed out or the connection dropped
+    after the request went out) and offers no way to make a second try a no-op.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class DeliveryError(ReviewRelayError):
         unauthorized: bool = False,
         platform_wide: bool = False,
         channel_lost: bool = False,
+        maybe_delivered: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
@@ -45,3 +48,4 @@ class DeliveryError(ReviewRelayError):
         self.unauthorized = unauthorized
         self.platform_wide = platform_wide
         self.channel_lost = channel_lost
+        self.maybe_delivered = maybe_delivered

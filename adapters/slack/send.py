@@ -68,7 +68,12 @@ def delivery_error(method: str, exc: Exception, *, to_channel: bool = False) -> 
             channel_lost=to_channel and code in CHANNEL_LOST,
         )
     if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError):
-        return DeliveryError(f"slack {method}: {type(exc).__name__}", retryable=True)
+        # Only a connection never made is sure to have done nothing: Slack's Web API has no
+        # idempotency key to make the second try of a post a no-op.
+        sent = not isinstance(exc, aiohttp.ClientConnectorError)
+        return DeliveryError(
+            f"slack {method}: {type(exc).__name__}", retryable=True, maybe_delivered=sent
+        )
     return DeliveryError(f"slack {method}: {type(exc).__name__}: {exc}", retryable=False)
 
 

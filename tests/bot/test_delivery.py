@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
+
+import pytest
 
 from bot.delivery import MAX_ATTEMPTS, UNAUTHORIZED_LIMIT, DeliveryWorker
 from bot.errors import DeliveryError
 from bot.model import NoticeKind, Outgoing, Platform
-from tests.factories import channel_text, enqueue
+from tests.factories import channel_text, command, enqueue
 
 
 def _statuses(tmp_path) -> list[tuple[str, int, str]]:
@@ -117,6 +120,45 @@ async def test_a_sender_bug_is_retried_not_fatal(store, clock, worker, sender, t
     clock.advance(seconds=5)
     await worker.drain()
     assert [n.text for n in sender.sent] == ["x"]
+
+
+async def test_a_retry_that_may_post_twice_is_a_warning(  # noqa: PLR0917 - fixtures
+    store, clock, dispatcher, worker, sender, caplog: pytest.LogCaptureFixture
+):
+    """A failure after which the platform may have posted (a timeout) is retried with a WARNING
+    naming the risk; the same failure of an edit (done twice, it changes nothing) and a failure
+    that surely did nothing (no connection) are retried at INFO."""
+    await dispatcher.handle(command("https://example.com/a #python", "riley", at=clock.now()))
+    await worker.drain()  # the relay post, for the claim to edit
+    await dispatcher.handle(command("claim 1", "sam", at=clock.now()))
+    await enqueue(store, clock.now(), channel_text("a", "maybe"), channel_text("b", "surely not"))
+    timeout = DeliveryError("TimeoutError", retryable=True, maybe_delivered=True)
+    refused = DeliveryError("ClientConnectorError", retryable=True)
+    fails = {"maybe": timeout, "surely not": refused}
+    original = sender.send
+
+    async def send(notice):
+        if notice.kind is NoticeKind.POST_UPDATE:
+            raise timeout
+        if notice.text in fails:
+            raise fails[notice.text]
+        return await original(notice)
+
+    sender.send = send
+    due = {n.text or n.kind: n.id for n in await worker.due()}
+    with caplog.at_level(logging.INFO, logger="bot.delivery"):
+        await worker.run_once()
+
+    retried = {
+        int(r.getMessage().split()[1]): (r.levelname, "arrives twice" in r.getMessage())
+        for r in caplog.records
+        if "retrying" in r.getMessage()
+    }
+    assert retried == {
+        due["maybe"]: ("WARNING", True),
+        due[NoticeKind.POST_UPDATE]: ("INFO", False),
+        due["surely not"]: ("INFO", False),
+    }
 
 
 async def _until(predicate, within: float = 3.0) -> None:

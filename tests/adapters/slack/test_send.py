@@ -188,7 +188,8 @@ async def test_editing_a_missing_message_is_permanent(
 
 
 async def test_timeout_and_connection_errors_are_retryable(slack: FakeSlack):
-    """A slow Slack and an unreachable one are both worth another try."""
+    """A slow Slack and an unreachable one are both worth another try; only the slow one may
+    have posted already."""
     slow = SlackSender(
         AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url, timeout=0.05, retry_handlers=[])  # type: ignore[arg-type]
     )
@@ -205,6 +206,8 @@ async def test_timeout_and_connection_errors_are_retryable(slack: FakeSlack):
 
     assert slow_error.value.retryable is True
     assert refused.value.retryable is True
+    assert slow_error.value.maybe_delivered is True
+    assert refused.value.maybe_delivered is False
 
 
 async def test_relay_post_without_request_is_dead(sender: SlackSender):
