@@ -226,17 +226,13 @@ class DeliveryWorker:
             # spends several invalid answers per probe, so probes must thin out in a storm.
             delay = min(MAX_DELAY, delay * 2 ** self._storms[notice.platform])
             self._storms[notice.platform] += 1
-        if exc.maybe_delivered and notice.kind not in _EDITS:  # an edit again changes nothing
-            log.warning(
-                "notice %s to %s failed (%s); retrying in %.1fs, and if %s did it after all, "
-                "it arrives twice",
-                notice.id, notice.platform, exc, delay, notice.platform,
-            )  # fmt: skip
-        else:
-            log.info(
-                "notice %s to %s failed (%s); retrying in %.1fs",
-                notice.id, notice.platform, exc, delay,
-            )  # fmt: skip
+        twice = exc.maybe_delivered and notice.kind not in _EDITS  # an edit again changes nothing
+        log.log(
+            logging.WARNING if twice else logging.INFO,
+            "notice %s to %s failed (%s); retrying in %.1fs%s",
+            notice.id, notice.platform, exc, delay,
+            f", and if {notice.platform} did it after all, it arrives twice" if twice else "",
+        )  # fmt: skip
         due = self._clock.now() + timedelta(seconds=delay)
         await self._store.run(lambda tx: tx.mark_retry(notice, due, str(exc)))
         heapq.heappush(self._retries, due)
