@@ -70,6 +70,7 @@ async def test_the_wal_starts_over_while_writes_never_pause(tmp_path, clock, mon
     the copy between its commits lets the next write start it over: the file stays a fraction of
     what went through it."""
     monkeypatch.setattr(store_module, "CHECKPOINT_EVERY", 0.05)
+    monkeypatch.setattr(store_module, "RESTART_AFTER_FRAMES", 1000)  # 4 MB, not 64
     path = tmp_path / "wal.db"
     store = await SqliteStore.open(path)
     try:
