@@ -27,6 +27,7 @@ from bench import (
     footprint,
     matching,
     reminders,
+    retention,
     slack_ack,
     startup,
 )
@@ -39,6 +40,7 @@ Benchmark = Callable[[bool], list[Table]]
 BENCHMARKS: dict[str, Benchmark] = {
     "matching": matching.run,
     "reminders": reminders.run,
+    "retention": retention.run,
     "community": community.run,
     "delivery": delivery.run,
     "footprint": footprint.run,
