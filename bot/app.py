@@ -261,15 +261,22 @@ def _connected(adapter: Adapter) -> Check:
 
 
 async def _daily(core: Core, interval: float = 60.0) -> None:
-    """Check once a minute whether a reminder time has come (each runs once a day), and whether
-    today's retention pass has run."""
+    """Once a minute: the reminders whose time has come (each runs once a day), and today's
+    retention pass. A job that fails is tried again at the next check; the other still runs."""
+
+    async def reminders() -> None:
+        await core.reminders.run()
+        core.worker.wake()
+
+    async def retention_pass() -> None:
+        await retention.prune(core.store, core.clock.now())
+
     while True:
-        try:
-            await core.reminders.run()
-            core.worker.wake()
-            await retention.prune(core.store, core.clock.now())
-        except Exception:
-            log.exception("daily round failed; trying again in %.0fs", interval)
+        for job in (reminders, retention_pass):
+            try:
+                await job()
+            except Exception:
+                log.exception("%s failed; trying again in %.0fs", job.__name__, interval)
         await asyncio.sleep(interval)
 
 

@@ -69,9 +69,44 @@ async def test_serve_runs_slack_over_http(tmp_path: Path, slack: FakeSlack, cloc
         metrics
     )
     assert 'reviewrelay_deliveries{platform="slack",result="sent"} 1.0' in metrics
+    assert _event_keys(settings.database_path) == ["slack:command:1.2.serve"]
+
+
+async def test_a_failing_reminder_sweep_does_not_hold_up_retention(
+    tmp_path: Path, slack: FakeSlack, clock: FakeClock, caplog: pytest.LogCaptureFixture
+):
+    """A community whose stored time zone this machine no longer knows (tzdata renames zones)
+    fails every reminder sweep: logged, and the day's retention pass still runs."""
+    settings = slack_settings(tmp_path, slack, http_port=free_port())
+    long_ago = clock.now() - retention.KEEP - timedelta(days=1)
+    async with await SqliteStore.open(settings.database_path) as store:
+        await store.run(lambda tx: tx.seen_event("slack:event:Ev0LONGAGO", long_ago))
     with sqlite3.connect(settings.database_path) as raw:
-        keys = [k for (k,) in raw.execute("SELECT event_key FROM inbound_events")]
-    assert keys == ["slack:command:1.2.serve"]
+        raw.execute(
+            "INSERT INTO communities (platform, community_id, name, review_channel_id, timezone, "
+            "reminder_time) VALUES ('slack', 'T0GONE', 'gone', 'C0GONE', 'Atlantis/Capital', "
+            "'09:00')"
+        )
+    started, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        serve(settings, [build_slack(settings, clock)], clock, started=started, stop=stop)
+    )
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        async with asyncio.timeout(5):
+            while _event_keys(settings.database_path):  # noqa: ASYNC110 - the store has no event
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    assert "reminders failed; trying again in 60s" in caplog.text
+    assert "Atlantis/Capital" in caplog.text
+
+
+def _event_keys(path: Path) -> list[str]:
+    with sqlite3.connect(path) as raw:
+        return [k for (k,) in raw.execute("SELECT event_key FROM inbound_events")]
 
 
 async def test_handler_failures_apologise_or_ask_for_a_retry(
