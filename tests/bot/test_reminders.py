@@ -4,6 +4,7 @@ the digest edited in place, claim nudges with auto-release, expiry and reopening
 from __future__ import annotations
 
 import asyncio
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -55,6 +56,19 @@ def test_due_in_the_communitys_own_time_zone():
     """09:00 in Berlin is 08:00 UTC in winter: due at 08:00 UTC, not at 07:59."""
     assert not is_due("Europe/Berlin", "09:00", datetime(2026, 11, 27, 7, 59, tzinfo=UTC))
     assert is_due("Europe/Berlin", "09:00", datetime(2026, 11, 27, 8, 0, tzinfo=UTC))
+
+
+def test_a_zone_the_system_lacks_still_resolves():
+    """A slim image, or Debian's tzdata-legacy split, can leave a stored zone name (US/Eastern)
+    out of the system's zone data: the tzdata package (a dependency) answers instead."""
+    zoneinfo.reset_tzpath(to=[])  # no system zone data at all
+    zoneinfo.ZoneInfo.clear_cache()
+    try:
+        assert is_due("US/Eastern", "09:00", datetime(2026, 11, 27, 14, 0, tzinfo=UTC))
+        assert not is_due("US/Eastern", "09:00", datetime(2026, 11, 27, 13, 59, tzinfo=UTC))
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
 
 
 def test_local_date_follows_the_time_zone():
