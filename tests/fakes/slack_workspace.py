@@ -7,6 +7,7 @@ auth, recording and fault injection.
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import json
@@ -50,6 +51,11 @@ def _json_arg(args: JsonDict, key: str) -> Any:
         except ValueError:
             raise SlackError(f"invalid_{key}") from None
     return value
+
+
+def _flag(args: JsonDict, key: str) -> bool:
+    """A boolean argument as JSON (true) or in a query string or form ("1", "true")."""
+    return args.get(key) in (True, 1, "1", "true")
 
 
 def _required(args: JsonDict, key: str, error: str) -> str:
@@ -236,6 +242,40 @@ class SlackWorkspace:
         msg["ts"] = self._next_ts()
         self.ephemerals.append(msg)
         return {"message_ts": msg["ts"]}
+
+    @api_method("conversations.history")
+    def _conversations_history(self, args: JsonDict) -> JsonDict:
+        """Top-level messages newest first, between ``oldest`` and ``latest`` (exclusive unless
+        ``inclusive``), ``limit`` a page (default 100, at most 999) with a ``next_cursor``;
+        metadata only with ``include_all_metadata``, as in Slack."""
+        channel = _required(args, "channel", "channel_not_found")
+        if channel not in self._channels:
+            raise SlackError("channel_not_found")
+        inclusive = _flag(args, "inclusive")
+        oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or 1e12)
+        cursor = str(args.get("cursor") or "")
+        if cursor:
+            try:
+                latest, inclusive = float(base64.b64decode(cursor).decode().split(":")[1]), True
+            except (ValueError, IndexError):
+                raise SlackError("invalid_cursor") from None
+        limit = max(1, min(int(args.get("limit") or 100), 999))
+        found = [
+            copy.deepcopy(msg)
+            for ts, msg in sorted(self._channels[channel].items(), reverse=True)
+            if msg.get("thread_ts", ts) == ts
+            and (oldest <= float(ts) if inclusive else oldest < float(ts))
+            and (float(ts) <= latest if inclusive else float(ts) < latest)
+        ]
+        page, rest = found[:limit], found[limit:]
+        if not _flag(args, "include_all_metadata"):
+            for msg in page:
+                msg.pop("metadata", None)
+        body: JsonDict = {"messages": page, "has_more": bool(rest), "pin_count": 0}
+        if rest:
+            next_ts = f"next_ts:{rest[0]['ts']}".encode()
+            body["response_metadata"] = {"next_cursor": base64.b64encode(next_ts).decode()}
+        return body
 
     @api_method("conversations.open")
     def _conversations_open(self, args: JsonDict) -> JsonDict:

@@ -89,6 +89,30 @@ async def test_post_then_update_is_recorded_and_reflected_in_state(
     assert "edited" in slack.messages("C0001")[0]
 
 
+async def test_history_pages_newest_first_with_metadata_on_request(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    """conversations.history as Slack documents it: top-level messages newest first, `limit` a
+    page and a `next_cursor` while `has_more`, metadata only with `include_all_metadata`."""
+    tagged = {"event_type": "x_tagged", "event_payload": {"n": 1}}
+    first = await client.chat_postMessage(channel="C1", text="one", metadata=tagged)
+    await client.chat_postMessage(channel="C1", text="reply", thread_ts=first["ts"])
+    for text in ("two", "three"):
+        await client.chat_postMessage(channel="C1", text=text)
+
+    page = await client.conversations_history(channel="C1", limit=2)
+    rest = await client.conversations_history(
+        channel="C1", limit=2, cursor=page["response_metadata"]["next_cursor"]
+    )
+    with_metadata = await client.conversations_history(channel="C1", include_all_metadata=True)
+
+    assert [m["text"] for m in page["messages"]] == ["three", "two"]
+    assert (page["has_more"], rest["has_more"]) == (True, False)
+    assert [m["text"] for m in rest["messages"]] == ["one"]
+    assert "metadata" not in rest["messages"][0]
+    assert with_metadata["messages"][-1]["metadata"] == tagged
+
+
 async def test_update_of_unknown_message_fails_like_slack(client: AsyncWebClient) -> None:
     with pytest.raises(SlackApiError) as excinfo:
         await client.chat_update(channel="C0001", ts="1.000001", text="x")
