@@ -34,6 +34,8 @@ MAX_ATTEMPTS = 12
 BASE_DELAY = 1.0
 MAX_DELAY = 300.0
 _EDITS = frozenset({NoticeKind.POST_UPDATE, NoticeKind.TEXT_UPDATE})
+# Sent twice, these show twice; edits and ephemeral answers do not last or change nothing.
+_NEW_MESSAGES = frozenset({NoticeKind.RELAY_POST, NoticeKind.CHANNEL_TEXT, NoticeKind.DIRECT})
 UNAUTHORIZED_LIMIT = 3  # after this many 401s a platform is not called again until restart
 
 
@@ -187,13 +189,15 @@ class DeliveryWorker:
             await self._dead(notice, "the post to edit was never delivered")
             return
         try:
-            message_id = await sender.send(notice)
+            message_id = await self._found_or_sent(sender, notice)
         except DeliveryError as exc:
             await self._failed(notice, exc)
             return
         except Exception as exc:
             log.exception("sender bug on notice %s (%s)", notice.id, notice.kind)
-            await self._failed(notice, DeliveryError(repr(exc), retryable=True))
+            # Whether the platform did it before the bug is unknown.
+            error = DeliveryError(repr(exc), retryable=True, maybe_delivered=True)
+            await self._failed(notice, error)
             return
         self._unauthorized[notice.platform] = 0
         self._storms[notice.platform] = 0
@@ -201,6 +205,24 @@ class DeliveryWorker:
         now = self._clock.now()
         await self._store.run(lambda tx: tx.mark_sent(notice, message_id, now))
         self.stats[notice.platform, "sent"] += 1
+
+    async def _found_or_sent(self, sender: Sender, notice: Notice) -> str | None:
+        """Send `notice`; a new message marked before its platform call, so that after a crash
+        or a timeout its resend first asks the platform whether it arrived after all."""
+        if notice.kind in _NEW_MESSAGES:
+            if notice.sending_since is not None:
+                found = await sender.find(notice)
+                if found is not None:
+                    log.info(
+                        "notice %s is on %s already (its answer was lost); not sending it again",
+                        notice.id, notice.platform,
+                    )  # fmt: skip
+                    self.stats[notice.platform, "found"] += 1
+                    return found
+            else:
+                now = self._clock.now()
+                await self._store.run(lambda tx: tx.mark_sending(notice, now))
+        return await sender.send(notice)
 
     async def _failed(self, notice: Notice, exc: DeliveryError) -> None:
         if exc.unauthorized:
@@ -226,15 +248,19 @@ class DeliveryWorker:
             # spends several invalid answers per probe, so probes must thin out in a storm.
             delay = min(MAX_DELAY, delay * 2 ** self._storms[notice.platform])
             self._storms[notice.platform] += 1
-        twice = exc.maybe_delivered and notice.kind not in _EDITS  # an edit again changes nothing
-        log.log(
-            logging.WARNING if twice else logging.INFO,
+        # The resend of a message that may have arrived asks the platform first (`_found_or_sent`);
+        # a sender that cannot ask says so when it resends.
+        maybe_sent = notice.sending_since is not None or exc.maybe_delivered
+        log.info(
             "notice %s to %s failed (%s); retrying in %.1fs%s",
             notice.id, notice.platform, exc, delay,
-            f", and if {notice.platform} did it after all, it arrives twice" if twice else "",
+            ", after asking whether it arrived" if maybe_sent and notice.kind in _NEW_MESSAGES
+            else "",
         )  # fmt: skip
         due = self._clock.now() + timedelta(seconds=delay)
-        await self._store.run(lambda tx: tx.mark_retry(notice, due, str(exc)))
+        await self._store.run(
+            lambda tx: tx.mark_retry(notice, due, str(exc), maybe_sent=maybe_sent)
+        )
         heapq.heappush(self._retries, due)
         if exc.platform_wide:
             self._pauses[notice.platform] = max(due, self._pauses.get(notice.platform, due))

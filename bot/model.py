@@ -229,6 +229,9 @@ class Notice:
     request: Request | None = None
     mentions: tuple[str, ...] = field(default_factory=tuple)
     attempts: int = 0
+    # When a send of it began whose outcome is unknown (a crash or a timeout cut off the answer):
+    # the platform may have the message already.
+    sending_since: datetime | None = None
     digest_id: int | None = None
     covers_until: int = 0  # a post update also settles pending updates of that post up to this id
 

@@ -30,6 +30,13 @@ class Sender(Protocol):
 
     async def send(self, notice: Notice) -> str | None: ...
 
+    async def find(self, notice: Notice) -> str | None:
+        """The message id of `notice`'s message if an earlier send of it arrived after all (its
+        answer lost to a crash or a timeout); None if it is not there, or if the platform cannot
+        be asked (then the send that follows may post it twice) or makes a second send a no-op
+        by itself (Discord's nonce). Raises `DeliveryError` when asking fails."""
+        ...
+
 
 class Inbox(Protocol):
     """What an adapter feeds: the dispatcher's entry points."""

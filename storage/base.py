@@ -298,7 +298,18 @@ class Transaction(Protocol):
         ...
 
     async def mark_sent(self, notice: Notice, message_id: str | None, at: datetime) -> None: ...
-    async def mark_retry(self, notice: Notice, next_attempt_at: datetime, error: str) -> None: ...
+    async def mark_sending(self, notice: Notice, at: datetime) -> None:
+        """Before the platform call that creates `notice`'s message: from here until it is sent
+        (or dead), a pending `notice` may be on the platform already (`Notice.sending_since`)."""
+        ...
+
+    async def mark_retry(
+        self, notice: Notice, next_attempt_at: datetime, error: str, *, maybe_sent: bool
+    ) -> None:
+        """Try again at `next_attempt_at`; `maybe_sent`: keep the mark of `mark_sending` (the
+        platform may have done it), else the attempt surely did nothing and the mark goes."""
+        ...
+
     async def mark_dead(self, notice: Notice, error: str, at: datetime) -> None: ...
     async def forget_sent_notices(
         self, sent_before: datetime, after: int, scan: int

@@ -1042,6 +1042,7 @@ class SqliteTransaction:
             request=request,
             mentions=tuple(row["mentions"].split()),
             attempts=row["attempts"],
+            sending_since=_dt(row["sending_at"]),
             covers_until=covers_until,
         )
 
@@ -1080,11 +1081,19 @@ class SqliteTransaction:
                 ),
             )
 
-    async def mark_retry(self, notice: Notice, next_attempt_at: datetime, error: str) -> None:
+    async def mark_sending(self, notice: Notice, at: datetime) -> None:
         await self._run(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, "
-            "last_error = ? WHERE id = ?",
-            (_ts(next_attempt_at), error, notice.id),
+            "UPDATE outbox SET sending_at = COALESCE(sending_at, ?) WHERE id = ?",
+            (_ts(at), notice.id),
+        )
+
+    async def mark_retry(
+        self, notice: Notice, next_attempt_at: datetime, error: str, *, maybe_sent: bool
+    ) -> None:
+        await self._run(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
+            "sending_at = CASE WHEN ? THEN sending_at END WHERE id = ?",
+            (_ts(next_attempt_at), error, maybe_sent, notice.id),
         )
 
     async def mark_dead(self, notice: Notice, error: str, at: datetime) -> None:

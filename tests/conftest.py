@@ -40,19 +40,30 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 class RecordingSender:
-    """A Sender that keeps what it was asked to send, and can be told to fail."""
+    """A Sender that keeps what it was asked to send, and can be told to fail: before doing it
+    (`failures`), or after (`lost_answers`: the platform has the message, the answer is lost)."""
 
     def __init__(self, platform: Platform = Platform.CONSOLE) -> None:
         self.platform = platform
         self.sent: list[Notice] = []
         self.failures: list[DeliveryError] = []
+        self.lost_answers: list[DeliveryError] = []
+        self.looked_for: list[int] = []  # notice ids, one per `find`
         self._ids = itertools.count(1)
+        self._messages: dict[int, str] = {}  # notice id -> message id, as the platform keeps them
 
     async def send(self, notice: Notice) -> str | None:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append(notice)
-        return f"m{next(self._ids)}"
+        self._messages[notice.id] = f"m{next(self._ids)}"
+        if self.lost_answers:
+            raise self.lost_answers.pop(0)
+        return self._messages[notice.id]
+
+    async def find(self, notice: Notice) -> str | None:
+        self.looked_for.append(notice.id)
+        return self._messages.get(notice.id)
 
 
 @pytest.fixture

@@ -90,6 +90,9 @@ class ConsoleSender:
                 self._write(_block(channel, notice.text))
         return None
 
+    async def find(self, notice: Notice) -> str | None:
+        return None  # what was printed before a crash cannot be looked up: print it again
+
 
 @dataclass(frozen=True, slots=True)
 class ConsoleLine:

@@ -106,6 +106,11 @@ class DiscordSender:
             to_channel = notice.kind not in (NoticeKind.DIRECT, NoticeKind.EPHEMERAL)
             raise delivery_error(str(notice.kind), exc, to_channel=to_channel) from None
 
+    async def find(self, notice: Notice) -> str | None:
+        # The resend carries the same nonce: Discord answers it with the message it created, if
+        # it did (for "the past few minutes": docs/reliability.md, "Not covered").
+        return None
+
     async def _send(self, notice: Notice) -> str | None:
         nonce = str(notice.id)  # the outbox row id: Discord de-duplicates a resend by it
         match notice.kind:

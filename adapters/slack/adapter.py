@@ -55,8 +55,9 @@ class SlackAdapter:
         review_channel: str | None = None,
         app_token: str | None = None,
     ) -> None:
+        self._sender = SlackSender(client)
         # Typed as the port: Adapter.sender is a mutable protocol member, hence invariant.
-        self.sender: Sender = SlackSender(client)
+        self.sender: Sender = self._sender
         self.app = app
         self._client = client
         self._clock = clock
@@ -99,6 +100,7 @@ class SlackAdapter:
 
     async def _connect(self, inbox: Inbox) -> None:
         identity = await self._identify()
+        self._sender.bot_user_id = identity.bot_user_id
         if not self._registered:  # bolt keeps listeners for good: a restart must not add twice
             register(
                 self.app,

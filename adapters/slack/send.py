@@ -15,6 +15,7 @@ from typing import Any, Final
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack import render
 from bot.errors import DeliveryError
@@ -31,6 +32,12 @@ TRANSIENT: Final = frozenset(
 CHANNEL_LOST: Final = frozenset(
     {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
 )
+# Channel posts carry their outbox id as message metadata, so that a post whose answer was lost
+# can be found in the channel's history instead of posted twice (`SlackSender.find`).
+METADATA_EVENT: Final = "reviewrelay_notice"
+HISTORY_PAGE = 200  # messages per conversations.history call (Slack advises at most 200)
+HISTORY_PAGES = 5
+_CHANNEL_POSTS = frozenset({NoticeKind.RELAY_POST, NoticeKind.CHANNEL_TEXT})
 _TOO_MANY_REQUESTS = 429
 _SERVER_ERROR = 500
 
@@ -84,21 +91,74 @@ class SlackSender:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
+        self._cannot_read_history = False  # the app lacks channels:history (or groups:history)
+        # Set once auth.test said who we are: another app's metadata in the channel is not ours.
+        self.bot_user_id: str | None = None
 
     async def send(self, notice: Notice) -> str | None:
         method, args = self._call(notice)
+        response = await self._api(notice, method, json=args)
+        if notice.kind in _CHANNEL_POSTS:
+            ts = response.get("ts")
+            return str(ts) if ts else None
+        return None
+
+    async def find(self, notice: Notice) -> str | None:
+        """The ts of `notice`'s channel post, looked for by its metadata in the channel's history,
+        newest first. A channel's notices go out in id order, so the walk stops at the first of
+        ours with a lower id. A DM cannot be looked for (that takes im:write, to learn the DM
+        channel, and im:history)."""
+        if notice.kind not in _CHANNEL_POSTS or self._cannot_read_history:
+            log.warning(
+                "notice %s (%s) may have reached Slack before its answer was lost; sending it "
+                "again without looking%s, so it may arrive twice",
+                notice.id, notice.kind,
+                "" if notice.kind in _CHANNEL_POSTS else " (a DM cannot be looked for)",
+            )  # fmt: skip
+            return None
+        args: dict[str, Any] = {
+            "channel": notice.channel_id,
+            "include_all_metadata": True,
+            "limit": HISTORY_PAGE,
+        }
+        for _ in range(HISTORY_PAGES):
+            try:
+                page = await self._api(notice, "conversations.history", params=args)
+            except DeliveryError as exc:
+                if exc.retryable or exc.channel_lost:
+                    raise
+                # missing_scope, say: an app created before the manifest asked for the scope.
+                log.warning("cannot look for notice %s (%s); sending it again", notice.id, exc)
+                self._cannot_read_history = "missing_scope" in str(exc)
+                return None
+            for message in page.get("messages") or ():
+                if self.bot_user_id is not None and message.get("user") != self.bot_user_id:
+                    continue
+                posted = _notice_of(message)
+                if posted == notice.id:
+                    return str(message["ts"])
+                if posted is not None and posted < notice.id:
+                    return None  # posted before this notice's first try: it is not further back
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return None
+            args["cursor"] = cursor
+        log.warning(
+            "notice %s not found in the last %d messages of %s; sending it again",
+            notice.id, HISTORY_PAGE * HISTORY_PAGES, notice.channel_id,
+        )  # fmt: skip
+        return None
+
+    async def _api(self, notice: Notice, method: str, **args: Any) -> AsyncSlackResponse:
         try:
             # slack_sdk honours its timeout only on sessions it creates; bound every call here.
             async with asyncio.timeout(self._client.timeout):
-                response = await self._client.api_call(method, json=args)
+                http_verb = "GET" if "params" in args else "POST"
+                return await self._client.api_call(method, http_verb=http_verb, **args)
         except (SlackClientError, TimeoutError, aiohttp.ClientError, OSError) as exc:
             # A DM goes to the user id as channel: its "channel_not_found" is about the user.
             to_channel = notice.kind is not NoticeKind.DIRECT
             raise delivery_error(method, exc, to_channel=to_channel) from None
-        if notice.kind in (NoticeKind.RELAY_POST, NoticeKind.CHANNEL_TEXT):
-            ts = response.get("ts")
-            return str(ts) if ts else None
-        return None
 
     @staticmethod
     def _call(notice: Notice) -> tuple[str, dict[str, Any]]:
@@ -110,7 +170,8 @@ class SlackSender:
                     notice.request, notice.mentions, community_id=notice.community_id
                 )
                 if notice.kind is NoticeKind.RELAY_POST:
-                    return "chat.postMessage", {"channel": notice.channel_id, **body}
+                    post = {"channel": notice.channel_id, "metadata": _metadata(notice)}
+                    return "chat.postMessage", {**post, **body}
                 edit = {"channel": notice.channel_id, "ts": notice.message_id}
                 return "chat.update", {**edit, **body}
             case NoticeKind.DIRECT:
@@ -122,9 +183,24 @@ class SlackSender:
                 args = {"channel": notice.channel_id, "user": notice.user_id, "text": text}
                 return "chat.postEphemeral", args
             case NoticeKind.CHANNEL_TEXT:
-                return "chat.postMessage", {"channel": notice.channel_id, "text": text}
+                post = {"channel": notice.channel_id, "metadata": _metadata(notice)}
+                return "chat.postMessage", {**post, "text": text}
             case NoticeKind.TEXT_UPDATE:
                 args = {"channel": notice.channel_id, "ts": notice.message_id, "text": text}
                 return "chat.update", args
         msg = f"slack cannot send a {notice.kind} notice without what it needs (notice {notice.id})"
         raise DeliveryError(msg, retryable=False)
+
+
+def _metadata(notice: Notice) -> dict[str, Any]:
+    return {"event_type": METADATA_EVENT, "event_payload": {"notice_id": notice.id}}
+
+
+def _notice_of(message: Mapping[str, Any]) -> int | None:
+    """The outbox id in a message's metadata, if the bot posted it (None otherwise)."""
+    metadata = message.get("metadata")
+    if not isinstance(metadata, Mapping) or metadata.get("event_type") != METADATA_EVENT:
+        return None
+    payload = metadata.get("event_payload")
+    notice_id = payload.get("notice_id") if isinstance(payload, Mapping) else None
+    return notice_id if isinstance(notice_id, int) else None

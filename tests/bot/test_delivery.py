@@ -122,43 +122,98 @@ async def test_a_sender_bug_is_retried_not_fatal(store, clock, worker, sender, t
     assert [n.text for n in sender.sent] == ["x"]
 
 
-async def test_a_retry_that_may_post_twice_is_a_warning(  # noqa: PLR0917 - fixtures
-    store, clock, dispatcher, worker, sender, caplog: pytest.LogCaptureFixture
+def _sending_marks(tmp_path) -> list[tuple[str, bool]]:
+    with sqlite3.connect(tmp_path / "test.db") as raw:
+        rows = raw.execute("SELECT status, sending_at IS NOT NULL FROM outbox ORDER BY id")
+        return [(status, bool(marked)) for status, marked in rows]
+
+
+async def test_a_message_whose_answer_was_lost_is_found_not_sent_again(  # noqa: PLR0917 - fixtures
+    store, clock, worker, sender, tmp_path, caplog: pytest.LogCaptureFixture
 ):
-    """A failure after which the platform may have posted (a timeout) is retried with a WARNING
-    naming the risk; the same failure of an edit (done twice, it changes nothing) and a failure
-    that surely did nothing (no connection) are retried at INFO."""
+    """The platform took the post but its answer timed out: the retry asks the platform first,
+    finds the message and records its id, instead of posting it a second time."""
+    await enqueue(store, clock.now(), channel_text("a", "hello"))
+    sender.lost_answers.append(DeliveryError("TimeoutError", retryable=True, maybe_delivered=True))
+    with caplog.at_level(logging.INFO, logger="bot.delivery"):
+        await worker.drain()
+    assert _sending_marks(tmp_path) == [("pending", True)]
+    assert "after asking whether it arrived" in caplog.text
+
+    clock.advance(minutes=1)
+    await worker.drain()
+
+    [notice] = sender.sent
+    assert sender.looked_for == [notice.id]
+    assert _sending_marks(tmp_path) == [("sent", True)]
+    with sqlite3.connect(tmp_path / "test.db") as raw:
+        assert raw.execute("SELECT message_id FROM outbox").fetchall() == [("m1",)]
+    assert worker.stats[Platform.CONSOLE, "found"] == 1
+
+
+async def test_a_send_that_surely_did_nothing_is_sent_again_without_asking(  # noqa: PLR0917
+    store, clock, dispatcher, worker, sender, tmp_path
+):
+    """A connection never made cannot have posted: its mark goes, and the retry just sends. An
+    edit (twice is harmless) is never marked, and never looked for."""
     await dispatcher.handle(command("https://example.com/a #python", "riley", at=clock.now()))
     await worker.drain()  # the relay post, for the claim to edit
     await dispatcher.handle(command("claim 1", "sam", at=clock.now()))
-    await enqueue(store, clock.now(), channel_text("a", "maybe"), channel_text("b", "surely not"))
-    timeout = DeliveryError("TimeoutError", retryable=True, maybe_delivered=True)
-    refused = DeliveryError("ClientConnectorError", retryable=True)
-    fails = {"maybe": timeout, "surely not": refused}
-    original = sender.send
+    await enqueue(store, clock.now(), channel_text("b", "surely not"))
+    fails = {
+        NoticeKind.POST_UPDATE: DeliveryError("TimeoutError", retryable=True, maybe_delivered=True),
+        NoticeKind.CHANNEL_TEXT: DeliveryError("ClientConnectorError", retryable=True),
+    }
+    send = sender.send
 
-    async def send(notice):
-        if notice.kind is NoticeKind.POST_UPDATE:
-            raise timeout
-        if notice.text in fails:
-            raise fails[notice.text]
-        return await original(notice)
+    async def fails_once(notice):
+        if notice.kind in fails:
+            raise fails.pop(notice.kind)
+        return await send(notice)
 
+    sender.send = fails_once
+    await worker.run_once()
+    with sqlite3.connect(tmp_path / "test.db") as raw:
+        failed = raw.execute(
+            "SELECT kind, sending_at FROM outbox WHERE status = 'pending' ORDER BY kind"
+        ).fetchall()
+    assert failed == [("channel_text", None), ("post_update", None)]
+
+    clock.advance(minutes=1)
+    await worker.drain()
+
+    assert sender.looked_for == []
+    assert {status for status, _ in _sending_marks(tmp_path)} == {"sent"}
+
+
+async def test_a_send_cut_off_by_a_crash_is_looked_for_at_the_next_start(
+    store, clock, sender, tmp_path
+):
+    """The process dies while the platform takes the post: the next worker finds it there."""
+    await enqueue(store, clock.now(), channel_text("a", "hello"))
+    taken = asyncio.Event()
+    send = sender.send
+
+    async def dies_after_the_platform_took_it(notice):
+        await send(notice)
+        taken.set()
+        await asyncio.Event().wait()
+
+    sender.send = dies_after_the_platform_took_it
+    first = DeliveryWorker(store=store, clock=clock, senders={Platform.CONSOLE: sender})
+    running = asyncio.create_task(first.run_once())
+    await asyncio.wait_for(taken.wait(), 3)
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
     sender.send = send
-    due = {n.text or n.kind: n.id for n in await worker.due()}
-    with caplog.at_level(logging.INFO, logger="bot.delivery"):
-        await worker.run_once()
+    assert _sending_marks(tmp_path) == [("pending", True)]
 
-    retried = {
-        int(r.getMessage().split()[1]): (r.levelname, "arrives twice" in r.getMessage())
-        for r in caplog.records
-        if "retrying" in r.getMessage()
-    }
-    assert retried == {
-        due["maybe"]: ("WARNING", True),
-        due[NoticeKind.POST_UPDATE]: ("INFO", False),
-        due["surely not"]: ("INFO", False),
-    }
+    await DeliveryWorker(store=store, clock=clock, senders={Platform.CONSOLE: sender}).drain()
+
+    assert len(sender.sent) == 1
+    assert sender.looked_for == [sender.sent[0].id]
+    assert _sending_marks(tmp_path) == [("sent", True)]
 
 
 async def _until(predicate, within: float = 3.0) -> None:

@@ -169,10 +169,15 @@ class BothPlatforms:
 
     @contextlib.asynccontextmanager
     async def serving(
-        self, *, wrap_discord_sender: Callable[[Sender], Sender] | None = None
+        self,
+        *,
+        wrap_discord_sender: Callable[[Sender], Sender] | None = None,
+        wrap_slack_sender: Callable[[Sender], Sender] | None = None,
     ) -> AsyncIterator[Core]:
         """One `serve` with fresh adapters; yields its Core once started, then stops it."""
         slack_adapter = build_slack(self.settings, self.clock)
+        if wrap_slack_sender is not None:
+            slack_adapter.sender = wrap_slack_sender(slack_adapter.sender)
         discord_adapter = DiscordAdapter(
             self.settings,
             self.clock,

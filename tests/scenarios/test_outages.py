@@ -10,6 +10,7 @@ from bot.model import Notice
 from bot.ports import Sender
 from tests.scenarios.conftest import (
     ALICE,
+    CAROL,
     SLACK_REVIEWS,
     WAIT,
     BothPlatforms,
@@ -46,6 +47,9 @@ class CrashAfterSend:
         self.accepted.set()
         await asyncio.Event().wait()
         return message_id
+
+    async def find(self, notice: Notice) -> str | None:
+        return await self._inner.find(notice)
 
 
 async def test_slack_outage_delays_posts_then_delivers_each_once_in_order(
@@ -123,6 +127,44 @@ async def test_restart_delivers_what_a_crash_left_unsent_without_duplicates(
     assert discord_status(bot.discord.message(first)) == "claimed by bob"
     assert bot.discord.hits(f"PATCH /channels/{bot.reviews}/messages/*") == 1
     assert [c.status for c in bot.slack.calls("chat.postMessage")][:3] == [503, 200, 200]
+    assert bot.rows("SELECT DISTINCT status FROM outbox") == [("sent",)]
+
+
+async def test_a_slack_post_made_just_before_a_crash_is_found_not_posted_again(
+    platforms: BothPlatforms,
+) -> None:
+    """Slack took the relay post, then the bot died before recording it: after the restart the
+    worker finds the post in the channel's history by its metadata, records its ts, and posts
+    nothing twice; a 👀 on that post claims the request and edits that very post."""
+    bot = platforms
+    crashing: list[CrashAfterSend] = []
+
+    def crash_after_send(sender: Sender) -> Sender:
+        crashing.append(CrashAfterSend(sender))
+        return crashing[-1]
+
+    async with bot.serving(wrap_slack_sender=crash_after_send):
+        asked = await bot.slack_command(f"{LINK}/1 #python")
+        await asyncio.wait_for(crashing[0].accepted.wait(), WAIT)
+    assert asked.json()["text"].startswith("Request #1 is open")
+    [post] = bot.slack.messages(SLACK_REVIEWS)
+    assert bot.rows("SELECT COUNT(*) FROM relay_posts WHERE platform = 'slack'") == [(0,)]
+
+    async with bot.serving():
+        await bot.settle()
+        assert bot.rows("SELECT message_id FROM relay_posts WHERE platform = 'slack'") == [
+            (post["ts"],)
+        ]
+        await bot.slack_react(post["ts"], CAROL)
+        await bot.settle()
+
+    assert slack_request_ids(bot) == [1]
+    assert [c.status for c in bot.slack.calls("chat.postMessage")][:1] == [200]
+    [history] = bot.slack.calls("conversations.history")
+    assert history.args["include_all_metadata"] in ("1", "true")
+    [edited] = bot.slack.messages(SLACK_REVIEWS)
+    assert edited["ts"] == post["ts"]
+    assert "claimed by carol" in str(edited["blocks"])
     assert bot.rows("SELECT DISTINCT status FROM outbox") == [("sent",)]
 
 

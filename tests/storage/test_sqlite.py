@@ -410,7 +410,9 @@ async def test_due_notices_are_each_channels_oldest_pending_one(store, clock, tm
                 case r if r < 0.3:
                     await tx.mark_sent(head, "m", clock.now())
                 case r if r < 0.4:
-                    await tx.mark_retry(head, clock.now() + timedelta(minutes=5), "429")
+                    await tx.mark_retry(
+                        head, clock.now() + timedelta(minutes=5), "429", maybe_sent=False
+                    )
                 case r if r < 0.45:
                     await tx.mark_dead(head, "gone", clock.now())
         await tx.degrade_channel(row(1, "c5"), "channel_not_found", clock.now())

@@ -32,4 +32,11 @@ def test_command_and_urls_point_at_the_adapter():
 
 def test_scopes_are_the_few_the_adapter_uses():
     """Only the scopes the adapter needs are requested."""
-    assert sorted(_list_under("bot")) == ["chat:write", "commands", "reactions:read", "users:read"]
+    assert sorted(_list_under("bot")) == [
+        "channels:history",
+        "chat:write",
+        "commands",
+        "groups:history",
+        "reactions:read",
+        "users:read",
+    ]

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.send import SlackSender
+from adapters.slack import send
+from adapters.slack.send import METADATA_EVENT, SlackSender
 from bot.errors import DeliveryError
 from bot.model import Member, Notice, NoticeKind, Platform, Request, Status
 from tests.adapters.slack.conftest import BOT_TOKEN
@@ -216,3 +217,98 @@ async def test_relay_post_without_request_is_dead(sender: SlackSender):
         await sender.send(notice(NoticeKind.RELAY_POST, channel_id="C0R"))
 
     assert caught.value.retryable is False
+
+
+async def test_channel_posts_carry_their_notice_id_as_metadata(
+    slack: FakeSlack, sender: SlackSender
+):
+    """Relay posts and channel text say which outbox row they are, so a post whose answer was
+    lost can be found again; DMs (never looked for) carry nothing."""
+    await sender.send(notice(NoticeKind.RELAY_POST, channel_id="C0R", request=REQUEST))
+    await sender.send(replace(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="d"), id=2))
+    await sender.send(notice(NoticeKind.DIRECT, user_id="U0ALICE", text="hi"))
+
+    metadata = [c.args.get("metadata") for c in slack.calls("chat.postMessage")]
+    assert metadata == [
+        {"event_type": METADATA_EVENT, "event_payload": {"notice_id": 1}},
+        {"event_type": METADATA_EVENT, "event_payload": {"notice_id": 2}},
+        None,
+    ]
+
+
+async def test_a_post_whose_answer_timed_out_is_found_in_the_channel(slack: FakeSlack):
+    """Slack posts after the client gave up: `find` reads the channel's history with metadata
+    and returns that post's ts."""
+    slow = SlackSender(
+        AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url, timeout=0.05, retry_handlers=[])  # type: ignore[arg-type]
+    )
+    slow.bot_user_id = slack.bot_user_id
+    sent = notice(NoticeKind.RELAY_POST, channel_id="C0R", request=REQUEST)
+    slack.fail_next("chat.postMessage", delay=0.15)
+    with pytest.raises(DeliveryError):
+        await slow.send(sent)
+    await slack.wait_for_call("chat.postMessage")
+
+    found = await slow.find(sent)
+
+    [post] = slack.messages("C0R")
+    assert found == post["ts"]
+    [history] = slack.calls("conversations.history")
+    assert history.args["channel"] == "C0R"
+    assert history.args["include_all_metadata"] in ("1", "true")
+
+
+async def test_the_walk_stops_at_an_earlier_post_of_ours(
+    slack: FakeSlack, sender: SlackSender, monkeypatch: pytest.MonkeyPatch
+):
+    """Not there: the first of our posts with a lower notice id ends the search (a channel's
+    notices go out in id order), after one page even when the channel has more; another app's
+    message with the same metadata is not ours."""
+    monkeypatch.setattr(send, "HISTORY_PAGE", 2)
+    sender.bot_user_id = slack.bot_user_id
+    for n in range(1, 4):
+        slack.add_message("C0R", f"older {n}")
+    await sender.send(replace(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="d"), id=5))
+    impostor = {"event_type": METADATA_EVENT, "event_payload": {"notice_id": 9}}
+    slack.add_message("C0R", "other app", user="U0OTHERAPP", metadata=impostor)
+
+    missing = replace(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="x"), id=9)
+    assert await sender.find(missing) is None
+
+    assert len(slack.calls("conversations.history")) == 1
+
+
+async def test_a_dm_is_not_looked_for(
+    slack: FakeSlack, sender: SlackSender, caplog: pytest.LogCaptureFixture
+):
+    """A DM's channel is unknown without im:write: no lookup, and a warning that it may arrive
+    twice."""
+    assert await sender.find(notice(NoticeKind.DIRECT, user_id="U0ALICE", text="hi")) is None
+
+    assert slack.calls("conversations.history") == []
+    assert "may arrive twice" in caplog.text
+
+
+async def test_without_the_history_scope_it_is_sent_again_and_not_asked_again(
+    slack: FakeSlack, sender: SlackSender, caplog: pytest.LogCaptureFixture
+):
+    """An app installed before the manifest asked for channels:history answers missing_scope:
+    the post is sent again (it may show twice, as before), and Slack is not asked again."""
+    slack.fail_next("conversations.history", error="missing_scope")
+    post = notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="d")
+
+    assert await sender.find(post) is None
+    assert await sender.find(post) is None
+
+    assert len(slack.calls("conversations.history")) == 1
+    assert "missing_scope" in caplog.text
+
+
+async def test_a_failed_lookup_is_retried_not_skipped(slack: FakeSlack, sender: SlackSender):
+    """A 5xx while looking says nothing about the post: the lookup fails, to be tried again."""
+    slack.fail_next("conversations.history", status=503)
+
+    with pytest.raises(DeliveryError) as caught:
+        await sender.find(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="d"))
+
+    assert caught.value.retryable is True
