@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 
 from bot.model import Notice
 from bot.ports import Sender
@@ -52,6 +53,17 @@ class CrashAfterSend:
         return await self._inner.find(notice)
 
 
+def crash_after_send(crashing: list[CrashAfterSend]) -> Callable[[Sender], Sender]:
+    """A sender wrapper for `serving`: each sender it wraps crashes after its first send, and
+    is kept in `crashing`."""
+
+    def wrap(sender: Sender) -> Sender:
+        crashing.append(CrashAfterSend(sender))
+        return crashing[-1]
+
+    return wrap
+
+
 async def test_slack_outage_delays_posts_then_delivers_each_once_in_order(
     both_platforms: BothPlatforms,
 ) -> None:
@@ -95,11 +107,7 @@ async def test_restart_delivers_what_a_crash_left_unsent_without_duplicates(
     bot.slack.fail_next("chat.postMessage", status=503)
     crashing: list[CrashAfterSend] = []
 
-    def crash_after_send(sender: Sender) -> Sender:
-        crashing.append(CrashAfterSend(sender))
-        return crashing[-1]
-
-    async with bot.serving(wrap_discord_sender=crash_after_send):
+    async with bot.serving(wrap_discord_sender=crash_after_send(crashing)):
         on_slack = await bot.slack_command(f"{LINK}/1 #python")
         on_discord = await bot.discord_command("bob", "ask", link=f"{LINK}/2", topics="python")
         await asyncio.wait_for(crashing[0].accepted.wait(), WAIT)
@@ -139,11 +147,7 @@ async def test_a_slack_post_made_just_before_a_crash_is_found_not_posted_again(
     bot = platforms
     crashing: list[CrashAfterSend] = []
 
-    def crash_after_send(sender: Sender) -> Sender:
-        crashing.append(CrashAfterSend(sender))
-        return crashing[-1]
-
-    async with bot.serving(wrap_slack_sender=crash_after_send):
+    async with bot.serving(wrap_slack_sender=crash_after_send(crashing)):
         asked = await bot.slack_command(f"{LINK}/1 #python")
         await asyncio.wait_for(crashing[0].accepted.wait(), WAIT)
     assert asked.json()["text"].startswith("Request #1 is open")
