@@ -28,7 +28,7 @@ class DeliveryError(ReviewRelayError):
     closed to the bot (deleted, archived, bot removed, permission taken), so every notice to it
     would fail until someone fixes the channel (never set for a DM); `maybe_delivered` says the
     platform may have done it before the failure (the answer timed out or the connection dropped
-    after the request went out) and offers no way to make a second try a no-op.
+    after the request went out): the worker asks the platform before sending it again.
     """
 
     def __init__(

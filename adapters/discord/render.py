@@ -31,6 +31,8 @@ EMBED_LIMIT: Final = 6000
 ELLIPSIS: Final = "…"
 
 MENTION_NOTE: Final = ": a review request on your topics"
+POST_TITLE: Final = "Review request #{id}"  # short: it never needs cutting to TITLE_LIMIT
+_POST_TITLE = re.compile(r"Review request #([1-9][0-9]*)")
 FOOTER: Final = (
     "React 👀 to claim, ✅ when done. Several 👀 while the bot was offline: the first one "
     "Discord lists wins."
@@ -155,7 +157,7 @@ def render_embed(request: Request, community_id: str | None = None) -> discord.E
     """The embed of a relay post: link, topics, requester, note, status and response."""
     viewer = (Platform.DISCORD, community_id) if community_id else None
     embed = discord.Embed(
-        title=fit(f"Review request #{request.id}", TITLE_LIMIT),
+        title=POST_TITLE.format(id=request.id),
         url=_embed_url(request.link),
         description=fit(link_display(request.link), DESCRIPTION_LIMIT),
         colour=_COLOURS.get(request.status, discord.Colour.default()),
@@ -176,6 +178,16 @@ def render_embed(request: Request, community_id: str | None = None) -> discord.E
     embed.set_footer(text=fit(FOOTER, FOOTER_LIMIT))
     _shrink_to_total(embed)
     return embed
+
+
+def relay_post_request(message: discord.Message) -> int | None:
+    """The request id a relay post is for, read back from its embed's title (None if the message
+    is not a relay post)."""
+    for embed in message.embeds:
+        found = _POST_TITLE.fullmatch(embed.title or "")
+        if found:
+            return int(found.group(1))
+    return None
 
 
 def render_view(request: Request) -> discord.ui.View:

@@ -3,8 +3,9 @@
 One notice, one message call (plus a DM channel lookup for DMs), no retries of our own: the
 outbox owns retries, so every failure becomes a `DeliveryError` saying whether trying again can
 help. New messages carry the outbox row id as their `nonce`; discord.py then asks Discord to
-enforce it, and a resend after a crash or a timeout returns the message already created instead of
-a second copy. Edits address the message by id (`PartialMessage`), so nothing is fetched first.
+enforce it, and a resend within minutes of a crash or a timeout returns the message already
+created instead of a second copy; past that a relay post is found by `find` before any resend.
+Edits address the message by id (`PartialMessage`), so nothing is fetched first.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ _PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 405, 413})
 # Unknown Channel, Missing Access, Missing Permissions: the channel is gone or closed to the bot.
 # (Not 50007 "cannot send messages to this user": a closed DM is about one person.)
 CHANNEL_LOST_CODES: Final = frozenset({10003, 50001, 50013})
+HISTORY_LIMIT: Final = 200  # latest messages read when looking for a relay post (two calls)
 _UNAUTHORIZED: Final = 401
 _TOO_MANY: Final = 429
 _SERVER: Final = 500
@@ -76,7 +78,12 @@ def delivery_error(what: str, exc: Exception, *, to_channel: bool = False) -> De
             channel_lost=to_channel and code in CHANNEL_LOST_CODES,
         )
     if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError | discord.ConnectionClosed):
-        return DeliveryError(f"discord {what}: {type(exc).__name__}", retryable=True)
+        # Only a connection never made is sure to have done nothing. A resend carries the same
+        # nonce, but Discord keeps it only minutes, and retries can wait longer than that.
+        sent = not isinstance(exc, aiohttp.ClientConnectorError)
+        return DeliveryError(
+            f"discord {what}: {type(exc).__name__}", retryable=True, maybe_delivered=sent
+        )
     return DeliveryError(f"discord {what}: {type(exc).__name__}: {exc}", retryable=False)
 
 
@@ -107,8 +114,30 @@ class DiscordSender:
             raise delivery_error(str(notice.kind), exc, to_channel=to_channel) from None
 
     async def find(self, notice: Notice) -> str | None:
-        # The resend carries the same nonce: Discord answers it with the message it created, if
-        # it did (for "the past few minutes": docs/reliability.md, "Not covered").
+        """A relay post whose answer was lost, found among the channel's latest messages by the
+        request id in its embed: newest first, stopping at our post of an earlier request (a
+        channel's posts go out in request order). Discord keeps a nonce only "for the past few
+        minutes"; this holds after a longer outage too. Other messages are not looked for: the
+        resend's nonce covers a short gap, and past it they may show twice."""
+        if notice.kind is not NoticeKind.RELAY_POST or notice.request is None:
+            return None
+        me = self._client.user
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                async for message in self._channel(notice).history(limit=HISTORY_LIMIT):
+                    if me is None or message.author.id != me.id:
+                        continue
+                    posted = render.relay_post_request(message)
+                    if posted == notice.request.id:
+                        return str(message.id)
+                    if posted is not None and posted < notice.request.id:
+                        return None
+        except (discord.DiscordException, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            error = delivery_error("history", exc, to_channel=True)
+            if error.retryable:
+                raise error from None
+            # No Read Message History, say: that says nothing about posting there.
+            log.warning("cannot look for notice %s (%s); sending it again", notice.id, error)
         return None
 
     async def _send(self, notice: Notice) -> str | None:

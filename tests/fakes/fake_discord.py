@@ -643,6 +643,12 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ fault injection
 
+    async def post_as(self, channel_id: str | int, author: p.FakeUser, body: JSON) -> JSON:
+        """`author` (a person, or another app's bot) posts `body` in a channel; MESSAGE_CREATE
+        goes out as for any message. Returns the stored message."""
+        stored = await self._store_message(str(channel_id), author, body)
+        return copy.deepcopy(stored.payload)
+
     def fail_next(
         self,
         method: str,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from adapters.discord import send
+from bot.model import Notice, NoticeKind, Platform
 from tests.adapters.discord.conftest import DiscordHarness
-from tests.fakes.discord_payloads import error_body
+from tests.fakes.discord_payloads import FakeUser, error_body
 
 LINK = "https://example.com/draft"
 
@@ -45,10 +48,11 @@ async def test_long_rate_limit_goes_back_to_the_outbox(bot: DiscordHarness) -> N
     assert {c.json["nonce"] for c in creates} == {"1"}
 
 
-async def test_resend_after_lost_answer_returns_the_same_message(
+async def test_a_post_whose_answer_was_lost_is_found_not_sent_again(
     bot: DiscordHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Discord created the post but the answer was lost: the retry, same nonce, gets that post."""
+    """Discord created the post but the answer was lost: the retry finds it among the channel's
+    latest messages (by the request id in its embed) and records it, with no second create."""
     bot.fake.slow_next("POST", f"/channels/{bot.reviews}/messages", delay=0.3)
     await bot.slash("alice", "ask", link=LINK)
     with monkeypatch.context() as patch:
@@ -58,9 +62,35 @@ async def test_resend_after_lost_answer_returns_the_same_message(
     bot.clock.advance(seconds=5)
     await bot.deliver()
     assert len(bot.posts()) == 1
-    creates = bot.fake.requests_matching(f"POST /channels/{bot.reviews}/messages")
-    assert len(creates) == 2
-    assert creates[0].response["id"] == creates[1].response["id"]
+    assert len(bot.fake.requests_matching(f"POST /channels/{bot.reviews}/messages")) == 1
+    assert bot.fake.hits(f"GET /channels/{bot.reviews}/messages") == 1
+    assert stat(bot, "found") == 1
+
+
+async def test_the_search_stops_at_an_earlier_post_of_ours(bot: DiscordHarness) -> None:
+    """Not there: the search skips another app's message titled like a relay post and ends at
+    our post of an earlier request (a channel's posts go out in request order), reading no
+    further back, although the channel has more than a page of older messages."""
+    person, other_app = FakeUser(username="pat"), FakeUser(username="otherbot", bot=True)
+    for n in range(120):
+        await bot.fake.post_as(bot.reviews, person, {"content": f"chat {n}"})
+    await bot.slash("alice", "ask", link=LINK)
+    await bot.deliver()  # request 1's post, ours
+    title = {"embeds": [{"title": "Review request #2"}]}
+    await bot.fake.post_as(bot.reviews, other_app, title)
+    request = replace(await bot.core.store.run(lambda tx: tx.request(1)), id=2)  # type: ignore[arg-type]
+    notice = Notice(
+        id=99,
+        kind=NoticeKind.RELAY_POST,
+        platform=Platform.DISCORD,
+        community_id=bot.guild.id,
+        channel_id=bot.reviews,
+        request=request,
+    )
+
+    assert await bot.adapter.sender.find(notice) is None
+
+    assert bot.fake.hits(f"GET /channels/{bot.reviews}/messages") == 1
 
 
 async def test_missing_permission_is_dead_lettered(bot: DiscordHarness) -> None:
