@@ -33,7 +33,13 @@ JsonDict = dict[str, Any]
 EnvelopeType = Literal["slash_commands", "events_api", "interactive"]
 
 # Slack puts these scopes in X-OAuth-Scopes; bolt copies them into context.authorize_result.
-DEFAULT_SCOPES = "chat:write,commands,im:write,reactions:read,reactions:write,users:read"
+DEFAULT_SCOPES = (
+    "channels:history,chat:write,commands,groups:history,im:write,reactions:read,"
+    "reactions:write,users:read"
+)
+# Methods that need one of these scopes answer missing_scope without them, as in Slack (the
+# others the fake serves are not checked).
+_SCOPES_NEEDED = {"conversations.history": ("channels:history", "groups:history")}
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 _STATUS_ERRORS = {500: "internal_error", 502: "bad_gateway", 503: "service_unavailable"}
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -262,6 +268,7 @@ class FakeSlack(SlackWorkspace):
             args.pop("token", None)
             await self._inject_fault(method, headers)
             self._authorize(method, token)
+            self._check_scopes(method)
             body = self.call(method, args)
         except SlackError as e:
             status, body = e.status, {"ok": False, "error": e.error}
@@ -294,6 +301,11 @@ class FakeSlack(SlackWorkspace):
         wanted = self.app_token if method in _APP_TOKEN_METHODS else self.bot_token
         if token != wanted:
             raise SlackError("not_allowed_token_type")
+
+    def _check_scopes(self, method: str) -> None:
+        needed = _SCOPES_NEEDED.get(method)
+        if needed and not set(needed) & set(self.scopes.split(",")):
+            raise SlackError("missing_scope")
 
     def response_url(self) -> str:
         """A response_url for payload builders; POSTs to it are recorded as "response_url" calls."""
