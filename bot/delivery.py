@@ -18,7 +18,7 @@ import heapq
 import logging
 import random
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 
 from bot import logs, texts
@@ -76,30 +76,35 @@ class DeliveryWorker:
     def disabled(self, platform: Platform) -> bool:
         return self._unauthorized[platform] >= UNAUTHORIZED_LIMIT
 
-    async def _due(self, limit: int, skip: Collection[int] = ()) -> list[Notice]:
+    async def _due(
+        self, limit: int, skip: Collection[int] = (), *, mark: bool = True
+    ) -> list[Notice]:
+        """The notices to send next, at most `limit`, without those in `skip`; with `mark`, the
+        new messages among them are marked as being sent in the same unit (see `_found_or_sent`).
+        """
         now = self._clock.now()
-        # Not the notices of degraded channels: they are parked until set up again.
-        notices = await self._store.run(lambda tx: tx.due_notices(now, limit))
-        return self._one_probe_each(
-            [
-                n
-                for n in notices
-                if n.id not in skip
-                and n.platform in self._senders
-                and not self.disabled(n.platform)
-                and not self._paused(n.platform)
-            ]
-        )
+        skip = frozenset(skip)
+        sendable = self._sendable()  # the worker's state, read on the loop, not in the unit
 
-    def _one_probe_each(self, ready: list[Notice]) -> list[Notice]:
-        allowed, probed = [], set()
-        for notice in ready:
-            if notice.platform in self._probing:
-                if notice.platform in probed or self._busy[notice.platform]:
-                    continue
-                probed.add(notice.platform)
-            allowed.append(notice)
-        return allowed
+        async def take(tx: Transaction) -> list[Notice]:
+            # Not the notices of degraded channels: they are parked until set up again.
+            ready = sendable([n for n in await tx.due_notices(now, limit) if n.id not in skip])
+            if mark:  # here rather than in a unit of their own: one commit less per post (#7)
+                for notice in ready:
+                    if notice.kind in _NEW_MESSAGES and notice.sending_since is None:
+                        await tx.mark_sending(notice, now)
+            return ready
+
+        # A send that failed meanwhile may have paused its platform: its notices wait (their
+        # mark makes the platform be asked first, nothing more).
+        return self._sendable()(await self._store.run(take))
+
+    def _sendable(self) -> Callable[[list[Notice]], list[Notice]]:
+        """A filter keeping the notices the worker may send, as the worker stands now: not to a
+        platform that is paused or refuses our token, and one probe after a pause."""
+        usable = {p for p in self._senders if not self.disabled(p) and not self._paused(p)}
+        probes = {p: self._busy[p] > 0 for p in self._probing}  # platform -> probe out already
+        return lambda notices: _one_probe_each([n for n in notices if n.platform in usable], probes)
 
     def paused_until(self, platform: Platform) -> datetime | None:
         """When a platform-wide wait for `platform` ends, if one is in force."""
@@ -111,7 +116,7 @@ class DeliveryWorker:
 
     async def due(self) -> list[Notice]:
         """What the next round would send (pauses and probes applied)."""
-        return await self._due(self._batch)
+        return await self._due(self._batch, mark=False)
 
     async def run_once(self) -> int:
         """Send every notice due now, at most one per channel; returns how many were attempted."""
@@ -207,21 +212,18 @@ class DeliveryWorker:
         self.stats[notice.platform, "sent"] += 1
 
     async def _found_or_sent(self, sender: Sender, notice: Notice) -> str | None:
-        """Send `notice`; a new message marked before its platform call, so that after a crash
-        or a timeout its resend first asks the platform whether it arrived after all."""
-        if notice.kind in _NEW_MESSAGES:
-            if notice.sending_since is not None:
-                found = await sender.find(notice)
-                if found is not None:
-                    log.info(
-                        "notice %s is on %s already (its answer was lost); not sending it again",
-                        notice.id, notice.platform,
-                    )  # fmt: skip
-                    self.stats[notice.platform, "found"] += 1
-                    return found
-            else:
-                now = self._clock.now()
-                await self._store.run(lambda tx: tx.mark_sending(notice, now))
+        """Send `notice`. A new message was marked before its platform call (`_due`), so that
+        after a crash or a timeout its resend first asks the platform whether it arrived after
+        all: `sending_since` is that earlier mark, None on the first try."""
+        if notice.kind in _NEW_MESSAGES and notice.sending_since is not None:
+            found = await sender.find(notice)
+            if found is not None:
+                log.info(
+                    "notice %s is on %s already (its answer was lost); not sending it again",
+                    notice.id, notice.platform,
+                )  # fmt: skip
+                self.stats[notice.platform, "found"] += 1
+                return found
         return await sender.send(notice)
 
     async def _failed(self, notice: Notice, exc: DeliveryError) -> None:
@@ -304,3 +306,16 @@ class DeliveryWorker:
                 error,
                 texts.DEGRADED_FIX,
             )
+
+
+def _one_probe_each(ready: list[Notice], probes: Mapping[Platform, bool]) -> list[Notice]:
+    """After a platform-wide pause, one notice of that platform (a key of `probes`) goes first,
+    and none while one is out already (its value)."""
+    allowed, probed = [], set()
+    for notice in ready:
+        if notice.platform in probes:
+            if notice.platform in probed or probes[notice.platform]:
+                continue
+            probed.add(notice.platform)
+        allowed.append(notice)
+    return allowed
