@@ -36,6 +36,9 @@ MAX_DELAY = 300.0
 _EDITS = frozenset({NoticeKind.POST_UPDATE, NoticeKind.TEXT_UPDATE})
 # Sent twice, these show twice; edits and ephemeral answers do not last or change nothing.
 _NEW_MESSAGES = frozenset({NoticeKind.RELAY_POST, NoticeKind.CHANNEL_TEXT, NoticeKind.DIRECT})
+# Seconds before the lookup that precedes a resend, after a call that may have got through late
+# (a timeout, a connection dropped after sending): a relay post a little late beats one twice.
+LATE_ANSWER_WAIT = 30.0
 UNAUTHORIZED_LIMIT = 3  # after this many 401s a platform is not called again until restart
 
 
@@ -253,6 +256,10 @@ class DeliveryWorker:
         # The resend of a message that may have arrived asks the platform first (`_found_or_sent`);
         # a sender that cannot ask says so when it resends.
         maybe_sent = notice.sending_since is not None or exc.maybe_delivered
+        if exc.maybe_delivered and notice.kind in _NEW_MESSAGES:
+            # A platform that was still working when we gave up may post it seconds later; a
+            # lookup made before then finds nothing and the message would go out twice.
+            delay = max(delay, LATE_ANSWER_WAIT)
         log.info(
             "notice %s to %s failed (%s); retrying in %.1fs%s",
             notice.id, notice.platform, exc, delay,

@@ -9,7 +9,13 @@ import sqlite3
 
 import pytest
 
-from bot.delivery import MAX_ATTEMPTS, UNAUTHORIZED_LIMIT, DeliveryWorker
+from bot.delivery import (
+    BASE_DELAY,
+    LATE_ANSWER_WAIT,
+    MAX_ATTEMPTS,
+    UNAUTHORIZED_LIMIT,
+    DeliveryWorker,
+)
 from bot.errors import DeliveryError
 from bot.model import NoticeKind, Outgoing, Platform
 from tests.factories import channel_text, command, enqueue
@@ -117,7 +123,7 @@ async def test_a_sender_bug_is_retried_not_fatal(store, clock, worker, sender, t
     sender.send = broken
     await worker.drain()
     sender.send = original
-    clock.advance(seconds=5)
+    clock.advance(seconds=LATE_ANSWER_WAIT + 5)  # whether the platform did it is unknown
     await worker.drain()
     assert [n.text for n in sender.sent] == ["x"]
 
@@ -149,6 +155,33 @@ async def test_a_message_whose_answer_was_lost_is_found_not_sent_again(  # noqa:
     with sqlite3.connect(tmp_path / "test.db") as raw:
         assert raw.execute("SELECT message_id FROM outbox").fetchall() == [("m1",)]
     assert worker.stats[Platform.CONSOLE, "found"] == 1
+
+
+async def test_a_post_the_platform_makes_after_the_call_timed_out_is_found_not_sent_again(
+    store, clock, worker, sender
+):
+    """The platform finishes the post seconds after our call gave up: the retry waits
+    LATE_ANSWER_WAIT before it looks (not the usual second), so it finds the post there."""
+    await enqueue(store, clock.now(), channel_text("a", "hello"))
+    send, cut_off = sender.send, []
+
+    async def times_out(notice):
+        cut_off.append(notice)
+        raise DeliveryError("TimeoutError", retryable=True, maybe_delivered=True)
+
+    sender.send = times_out
+    await worker.drain()
+    sender.send = send
+    clock.advance(seconds=2 * BASE_DELAY)  # an ordinary retry would come by now
+    await worker.drain()
+    assert sender.looked_for == []
+
+    await send(cut_off[0])  # the platform does it after all
+    clock.advance(seconds=LATE_ANSWER_WAIT)
+    await worker.drain()
+
+    assert sender.looked_for == [cut_off[0].id]
+    assert [n.id for n in sender.sent] == [cut_off[0].id]  # once: the late one
 
 
 async def test_a_send_that_surely_did_nothing_is_sent_again_without_asking(  # noqa: PLR0917

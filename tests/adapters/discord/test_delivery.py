@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from adapters.discord import send
+from bot.delivery import LATE_ANSWER_WAIT
 from bot.model import Notice, NoticeKind, Platform
 from tests.adapters.discord.conftest import DiscordHarness
 from tests.fakes.discord_payloads import FakeUser, error_body
@@ -59,7 +60,7 @@ async def test_a_post_whose_answer_was_lost_is_found_not_sent_again(
         patch.setattr(send, "CALL_TIMEOUT", 0.1)
         await bot.deliver()  # times out: retryable
     await bot.fake.wait_for(f"POST /channels/{bot.reviews}/messages")
-    bot.clock.advance(seconds=5)
+    bot.clock.advance(seconds=LATE_ANSWER_WAIT + 5)
     await bot.deliver()
     assert len(bot.posts()) == 1
     assert len(bot.fake.requests_matching(f"POST /channels/{bot.reviews}/messages")) == 1
