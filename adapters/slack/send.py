@@ -32,12 +32,13 @@ TRANSIENT: Final = frozenset(
 CHANNEL_LOST: Final = frozenset(
     {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
 )
-# Channel posts carry their outbox id as message metadata, so that a post whose answer was lost
-# can be found in the channel's history instead of posted twice (`SlackSender.find`).
+# New messages carry their outbox id as message metadata, so that one whose answer was lost can
+# be found in its conversation's history instead of posted twice (`SlackSender.find`).
 METADATA_EVENT: Final = "reviewrelay_notice"
 HISTORY_PAGE = 200  # messages per conversations.history call (Slack advises at most 200)
 HISTORY_PAGES = 5
 _CHANNEL_POSTS = frozenset({NoticeKind.RELAY_POST, NoticeKind.CHANNEL_TEXT})
+_LOOKED_FOR = _CHANNEL_POSTS | {NoticeKind.DIRECT}
 _TOO_MANY_REQUESTS = 429
 _SERVER_ERROR = 500
 
@@ -91,7 +92,9 @@ class SlackSender:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
-        self._cannot_read_history = False  # the app lacks channels:history (or groups:history)
+        # "channels" or "dms": the app lacks the scopes to read their history (installed with an
+        # older manifest); their resends are not looked for until restart.
+        self._cannot_read: set[str] = set()
         # Set once auth.test said who we are: another app's metadata in the channel is not ours.
         self.bot_user_id: str | None = None
 
@@ -104,33 +107,42 @@ class SlackSender:
         return None
 
     async def find(self, notice: Notice) -> str | None:
-        """The ts of `notice`'s channel post, looked for by its metadata in the channel's history,
-        newest first. A channel's notices go out in id order, so the walk stops at the first of
-        ours with a lower id. A DM cannot be looked for (that takes im:write, to learn the DM
-        channel, and im:history)."""
-        if notice.kind not in _CHANNEL_POSTS or self._cannot_read_history:
+        """The ts of `notice`'s message, looked for by its metadata in its conversation's history,
+        newest first: the channel, or for a DM the bot's DM with the user (conversations.open).
+        A conversation's notices go out in id order, so the walk stops at the first of ours with
+        a lower id."""
+        place = "dms" if notice.kind is NoticeKind.DIRECT else "channels"
+        if notice.kind not in _LOOKED_FOR or place in self._cannot_read:
             log.warning(
                 "notice %s (%s) may have reached Slack before its answer was lost; sending it "
-                "again without looking%s, so it may arrive twice",
+                "again without looking, so it may arrive twice",
                 notice.id, notice.kind,
-                "" if notice.kind in _CHANNEL_POSTS else " (a DM cannot be looked for)",
             )  # fmt: skip
             return None
+        try:
+            if notice.kind is NoticeKind.DIRECT:
+                # A form body, as slack_sdk's conversations_open sends it.
+                users = {"users": notice.user_id}
+                opened = await self._api(notice, "conversations.open", data=users)
+                return await self._walk(notice, str((opened.get("channel") or {}).get("id", "")))
+            return await self._walk(notice, notice.channel_id)
+        except DeliveryError as exc:
+            if exc.retryable or exc.channel_lost:
+                raise
+            # missing_scope, say: an app created before the manifest asked for the scope.
+            log.warning("cannot look for notice %s (%s); sending it again", notice.id, exc)
+            if "missing_scope" in str(exc):
+                self._cannot_read.add(place)
+            return None
+
+    async def _walk(self, notice: Notice, channel: str) -> str | None:
         args: dict[str, Any] = {
-            "channel": notice.channel_id,
+            "channel": channel,
             "include_all_metadata": True,
             "limit": HISTORY_PAGE,
         }
         for _ in range(HISTORY_PAGES):
-            try:
-                page = await self._api(notice, "conversations.history", params=args)
-            except DeliveryError as exc:
-                if exc.retryable or exc.channel_lost:
-                    raise
-                # missing_scope, say: an app created before the manifest asked for the scope.
-                log.warning("cannot look for notice %s (%s); sending it again", notice.id, exc)
-                self._cannot_read_history = "missing_scope" in str(exc)
-                return None
+            page = await self._api(notice, "conversations.history", params=args)
             for message in page.get("messages") or ():
                 if self.bot_user_id is not None and message.get("user") != self.bot_user_id:
                     continue
@@ -145,7 +157,7 @@ class SlackSender:
             args["cursor"] = cursor
         log.warning(
             "notice %s not found in the last %d messages of %s; sending it again",
-            notice.id, HISTORY_PAGE * HISTORY_PAGES, notice.channel_id,
+            notice.id, HISTORY_PAGE * HISTORY_PAGES, channel,
         )  # fmt: skip
         return None
 
@@ -175,10 +187,10 @@ class SlackSender:
                 edit = {"channel": notice.channel_id, "ts": notice.message_id}
                 return "chat.update", {**edit, **body}
             case NoticeKind.DIRECT:
-                # A user id as channel posts to the app's DM with them: one call, no im:write,
-                # and no DM channel id to look up or cache (conversations.open would be a second
-                # call that can fail on its own between the two).
-                return "chat.postMessage", {"channel": notice.user_id, "text": text}
+                # A user id as channel posts to the app's DM with them: one call. Only a lookup
+                # (`find`, rare) needs the DM's own id, from conversations.open.
+                dm = {"channel": notice.user_id, "metadata": _metadata(notice)}
+                return "chat.postMessage", {**dm, "text": text}
             case NoticeKind.EPHEMERAL:
                 args = {"channel": notice.channel_id, "user": notice.user_id, "text": text}
                 return "chat.postEphemeral", args

@@ -34,12 +34,17 @@ EnvelopeType = Literal["slash_commands", "events_api", "interactive"]
 
 # Slack puts these scopes in X-OAuth-Scopes; bolt copies them into context.authorize_result.
 DEFAULT_SCOPES = (
-    "channels:history,chat:write,commands,groups:history,im:write,reactions:read,"
+    "channels:history,chat:write,commands,groups:history,im:history,im:write,reactions:read,"
     "reactions:write,users:read"
 )
 # Methods that need one of these scopes answer missing_scope without them, as in Slack (the
-# others the fake serves are not checked).
-_SCOPES_NEEDED = {"conversations.history": ("channels:history", "groups:history")}
+# others the fake serves are not checked). History: a DM (D...) needs im:history; any other
+# channel either of the two, although Slack wants groups:history for a private one.
+_SCOPES_NEEDED = {
+    "conversations.history": ("channels:history", "groups:history"),
+    "conversations.open": ("im:write",),
+}
+_DM_HISTORY_SCOPE = "im:history"
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 _STATUS_ERRORS = {500: "internal_error", 502: "bad_gateway", 503: "service_unavailable"}
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -268,7 +273,7 @@ class FakeSlack(SlackWorkspace):
             args.pop("token", None)
             await self._inject_fault(method, headers)
             self._authorize(method, token)
-            self._check_scopes(method)
+            self._check_scopes(method, args)
             body = self.call(method, args)
         except SlackError as e:
             status, body = e.status, {"ok": False, "error": e.error}
@@ -302,8 +307,10 @@ class FakeSlack(SlackWorkspace):
         if token != wanted:
             raise SlackError("not_allowed_token_type")
 
-    def _check_scopes(self, method: str) -> None:
+    def _check_scopes(self, method: str, args: JsonDict) -> None:
         needed = _SCOPES_NEEDED.get(method)
+        if method == "conversations.history" and str(args.get("channel", "")).startswith("D"):
+            needed = (_DM_HISTORY_SCOPE,)
         if needed and not set(needed) & set(self.scopes.split(",")):
             raise SlackError("missing_scope")
 

@@ -37,6 +37,8 @@ def test_scopes_are_the_few_the_adapter_uses():
         "chat:write",
         "commands",
         "groups:history",
+        "im:history",
+        "im:write",
         "reactions:read",
         "users:read",
     ]

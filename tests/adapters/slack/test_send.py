@@ -76,7 +76,11 @@ async def test_direct_message_goes_to_the_user_id(slack: FakeSlack, sender: Slac
     [call] = [c for c in slack.calls() if c.method != "auth.test"]
     assert (call.method, call.args) == (
         "chat.postMessage",
-        {"channel": "U0ALICE", "text": "a &lt;@U1&gt;"},
+        {
+            "channel": "U0ALICE",
+            "text": "a &lt;@U1&gt;",
+            "metadata": {"event_type": METADATA_EVENT, "event_payload": {"notice_id": 1}},
+        },
     )
 
 
@@ -219,11 +223,11 @@ async def test_relay_post_without_request_is_dead(sender: SlackSender):
     assert caught.value.retryable is False
 
 
-async def test_channel_posts_carry_their_notice_id_as_metadata(
+async def test_new_messages_carry_their_notice_id_as_metadata(
     slack: FakeSlack, sender: SlackSender
 ):
-    """Relay posts and channel text say which outbox row they are, so a post whose answer was
-    lost can be found again; DMs (never looked for) carry nothing."""
+    """Relay posts, channel text and DMs say which outbox row they are, so a message whose
+    answer was lost can be found again."""
     await sender.send(notice(NoticeKind.RELAY_POST, channel_id="C0R", request=REQUEST))
     await sender.send(replace(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="d"), id=2))
     await sender.send(notice(NoticeKind.DIRECT, user_id="U0ALICE", text="hi"))
@@ -232,7 +236,7 @@ async def test_channel_posts_carry_their_notice_id_as_metadata(
     assert metadata == [
         {"event_type": METADATA_EVENT, "event_payload": {"notice_id": 1}},
         {"event_type": METADATA_EVENT, "event_payload": {"notice_id": 2}},
-        None,
+        {"event_type": METADATA_EVENT, "event_payload": {"notice_id": 1}},
     ]
 
 
@@ -278,14 +282,47 @@ async def test_the_walk_stops_at_an_earlier_post_of_ours(
     assert len(slack.calls("conversations.history")) == 1
 
 
-async def test_a_dm_is_not_looked_for(
+async def test_a_dm_whose_answer_timed_out_is_found_in_the_dm(slack: FakeSlack):
+    """A DM goes to the user id; to look for it, `find` asks conversations.open for the DM's id
+    and reads that conversation's history."""
+    slow = SlackSender(
+        AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url, timeout=0.05, retry_handlers=[])  # type: ignore[arg-type]
+    )
+    slow.bot_user_id = slack.bot_user_id
+    dm = notice(NoticeKind.DIRECT, user_id="U0ALICE", text="hi")
+    slack.fail_next("chat.postMessage", delay=0.15)
+    with pytest.raises(DeliveryError):
+        await slow.send(dm)
+    await slack.wait_for_call("chat.postMessage")
+
+    found = await slow.find(dm)
+
+    [opened] = slack.calls("conversations.open")
+    channel = opened.response["channel"]["id"]
+    [message] = slack.messages(channel)
+    assert found == message["ts"]
+    [history] = slack.calls("conversations.history")
+    assert history.args["channel"] == channel
+
+
+async def test_without_the_dm_scopes_a_dm_is_sent_again_and_channels_still_looked_in(
     slack: FakeSlack, sender: SlackSender, caplog: pytest.LogCaptureFixture
 ):
-    """A DM's channel is unknown without im:write: no lookup, and a warning that it may arrive
-    twice."""
-    assert await sender.find(notice(NoticeKind.DIRECT, user_id="U0ALICE", text="hi")) is None
+    """An app installed before the manifest asked for im:write and im:history: the DM is sent
+    again with a warning, DMs are not looked for again, and channel posts still are."""
+    slack.scopes = "channels:history,chat:write,commands,groups:history,reactions:read,users:read"
+    dm = notice(NoticeKind.DIRECT, user_id="U0ALICE", text="hi")
+    post = replace(notice(NoticeKind.CHANNEL_TEXT, channel_id="C0R", text="d"), id=2)
+    await sender.send(dm)
+    await sender.send(post)
 
-    assert slack.calls("conversations.history") == []
+    assert await sender.find(dm) is None
+    assert await sender.find(dm) is None
+    assert await sender.find(post) == slack.messages("C0R")[0]["ts"]
+
+    assert len(slack.calls("conversations.open")) == 1
+    assert [c.args["channel"] for c in slack.calls("conversations.history")] == ["C0R"]
+    assert "missing_scope" in caplog.text
     assert "may arrive twice" in caplog.text
 
 
