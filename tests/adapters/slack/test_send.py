@@ -240,20 +240,26 @@ async def test_new_messages_carry_their_notice_id_as_metadata(
     ]
 
 
-async def test_a_post_whose_answer_timed_out_is_found_in_the_channel(slack: FakeSlack):
-    """Slack posts after the client gave up: `find` reads the channel's history with metadata
-    and returns that post's ts."""
+async def _found_after_a_timeout(slack: FakeSlack, sent: Notice) -> str | None:
+    """Send `sent` through a client that gives up before Slack answers (Slack posts it all the
+    same), then look for it."""
     slow = SlackSender(
         AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url, timeout=0.05, retry_handlers=[])  # type: ignore[arg-type]
     )
     slow.bot_user_id = slack.bot_user_id
-    sent = notice(NoticeKind.RELAY_POST, channel_id="C0R", request=REQUEST)
     slack.fail_next("chat.postMessage", delay=0.15)
     with pytest.raises(DeliveryError):
         await slow.send(sent)
     await slack.wait_for_call("chat.postMessage")
+    return await slow.find(sent)
 
-    found = await slow.find(sent)
+
+async def test_a_post_whose_answer_timed_out_is_found_in_the_channel(slack: FakeSlack):
+    """Slack posts after the client gave up: `find` reads the channel's history with metadata
+    and returns that post's ts."""
+    found = await _found_after_a_timeout(
+        slack, notice(NoticeKind.RELAY_POST, channel_id="C0R", request=REQUEST)
+    )
 
     [post] = slack.messages("C0R")
     assert found == post["ts"]
@@ -285,17 +291,9 @@ async def test_the_walk_stops_at_an_earlier_post_of_ours(
 async def test_a_dm_whose_answer_timed_out_is_found_in_the_dm(slack: FakeSlack):
     """A DM goes to the user id; to look for it, `find` asks conversations.open for the DM's id
     and reads that conversation's history."""
-    slow = SlackSender(
-        AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url, timeout=0.05, retry_handlers=[])  # type: ignore[arg-type]
+    found = await _found_after_a_timeout(
+        slack, notice(NoticeKind.DIRECT, user_id="U0ALICE", text="hi")
     )
-    slow.bot_user_id = slack.bot_user_id
-    dm = notice(NoticeKind.DIRECT, user_id="U0ALICE", text="hi")
-    slack.fail_next("chat.postMessage", delay=0.15)
-    with pytest.raises(DeliveryError):
-        await slow.send(dm)
-    await slack.wait_for_call("chat.postMessage")
-
-    found = await slow.find(dm)
 
     [opened] = slack.calls("conversations.open")
     channel = opened.response["channel"]["id"]
