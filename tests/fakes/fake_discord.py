@@ -53,6 +53,7 @@ import yarl
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from . import discord_payloads as p
+from .answering import Answering
 from .discord_payloads import JSON, FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
 
 __all__ = [
@@ -358,6 +359,7 @@ class FakeDiscord:
         self._sessions: dict[str, _Session] = {}
         self._connections: set[_Connection] = set()
         self._changed = asyncio.Event()
+        self._answering = Answering()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._routes: list[tuple[str, re.Pattern[str], Handler, bool]] = []
@@ -548,6 +550,11 @@ class FakeDiscord:
     @property
     def connected(self) -> bool:
         return any(s.conn is not None for s in self._sessions.values())
+
+    async def settled(self) -> None:
+        """Wait until every REST request received is answered, late ones included (see
+        `tests.fakes.answering`)."""
+        await self._answering.settled()
 
     async def wait_for(
         self,
@@ -854,14 +861,15 @@ class FakeDiscord:
         )
         self.requests.append(record)
         try:
-            response = await self._respond(
-                request,
-                under_api=prefix is not None,
-                rel_raw=rel_raw,
-                body=body,
-                files=files,
-                record=record,
-            )
+            with self._answering.call():
+                response = await self._respond(
+                    request,
+                    under_api=prefix is not None,
+                    rel_raw=rel_raw,
+                    body=body,
+                    files=files,
+                    record=record,
+                )
         except Exception as exc:  # a bug in the fake must fail the test, not hang it
             self.internal_errors.append(exc)
             # 599: discord.py raises DiscordServerError at once instead of retrying like on 500.

@@ -27,6 +27,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from tests.fakes import slack_payloads as p
+from tests.fakes.answering import Answering
 from tests.fakes.slack_workspace import SlackError, SlackWorkspace, api_method
 
 JsonDict = dict[str, Any]
@@ -165,6 +166,7 @@ class FakeSlack(SlackWorkspace):
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, asyncio.Future[JsonDict]] = {}
         self._changed = asyncio.Event()
+        self._answering = Answering()
         self._stack = AsyncExitStack()
         self._port = 0
 
@@ -194,6 +196,11 @@ class FakeSlack(SlackWorkspace):
 
     def calls(self, method: str | None = None) -> list[ApiCall]:
         return [c for c in self._calls if method is None or c.method == method]
+
+    async def settled(self) -> None:
+        """Wait until every Web API call received is answered, late ones included (see
+        `tests.fakes.answering`)."""
+        await self._answering.settled()
 
     # ASYNC109: a per-call deadline reads better in tests than wrapping each wait in a timeout.
     async def wait_for_call(
@@ -266,15 +273,16 @@ class FakeSlack(SlackWorkspace):
         headers: dict[str, str] = {"X-OAuth-Scopes": self.scopes}
         status, args, token = 200, {}, None
         try:
-            args = await _read_args(request)
-            # Slack still honours a legacy ``token`` argument when there is no Authorization.
-            auth = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            token = auth or args.get("token")
-            args.pop("token", None)
-            await self._inject_fault(method, headers)
-            self._authorize(method, token)
-            self._check_scopes(method, args)
-            body = self.call(method, args)
+            with self._answering.call():
+                args = await _read_args(request)
+                # Slack still honours a legacy ``token`` argument when there is no Authorization.
+                auth = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+                token = auth or args.get("token")
+                args.pop("token", None)
+                await self._inject_fault(method, headers)
+                self._authorize(method, token)
+                self._check_scopes(method, args)
+                body = self.call(method, args)
         except SlackError as e:
             status, body = e.status, {"ok": False, "error": e.error}
         self._calls.append(

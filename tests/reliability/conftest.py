@@ -19,7 +19,7 @@ import os
 import random
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -350,10 +350,13 @@ async def worker_rounds(
     until: datetime | None = None,
     step: timedelta | None = None,
     max_rounds: int = 5_000,
+    settle: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Run worker rounds, arming each; jump the clock to the next due notice (or by `step`).
 
-    `arm` is told how many calls to `platform` the round will make before it runs.
+    `arm` is told how many calls to `platform` the round will make before it runs. `settle`
+    (a fake's `settled`) is awaited before each jump: the late answers the fake is still giving
+    land first, as they would within the real seconds a jump stands for.
     """
     rounds = 0
     while rounds < max_rounds:
@@ -365,6 +368,8 @@ async def worker_rounds(
         rounds += 1
         if sent:
             continue
+        if settle is not None:
+            await settle()
         if step is not None:
             clock.advance(seconds=step.total_seconds())
             continue

@@ -38,7 +38,6 @@ import pytest
 
 from adapters.discord import send
 from adapters.discord.client import MAX_RATELIMIT_WAIT
-from bot import delivery
 from bot.delivery import UNAUTHORIZED_LIMIT, DeliveryWorker
 from bot.model import Platform
 from tests.adapters.slack.conftest import REVIEW_CHANNEL
@@ -165,10 +164,6 @@ async def test_a_fifth_of_discord_calls_failing_delivers_everything_once(  # noq
     fake_discord.nonce_ttl = NONCE_TTL
     fake_discord.nonce_clock = lambda: clock.now().timestamp()
     monkeypatch.setattr(send, "CALL_TIMEOUT", CALL_TIMEOUT)
-    # Late answers land TIMEOUT_DELAY of real time after the call, while the rounds jump the fake
-    # clock: a 30 s jump per timeout carries it past the nonce window before a late create lands,
-    # which cannot happen where lateness and waiting share one clock. Retries wait as before.
-    monkeypatch.setattr(delivery, "LATE_ANSWER_WAIT", 0.0)
     async with discord_bot(tmp_path, fake_discord, clock, requests_per_hour=1_000) as bot:
         await _slash_many(bot, [(v, "volunteer", {"topics": "python"}) for v in ("vola", "volb")])
         asks = [
@@ -187,7 +182,12 @@ async def test_a_fifth_of_discord_calls_failing_delivers_everything_once(  # noq
         started, real = clock.now(), time.perf_counter()
         with _clocked_sleeps(monkeypatch, _fake_clock_sleep(clock)):
             rounds = await worker_rounds(
-                clock, db_path(tmp_path), bot.core.worker, lambda _: None, platform=Platform.DISCORD
+                clock,
+                db_path(tmp_path),
+                bot.core.worker,
+                lambda _: None,
+                platform=Platform.DISCORD,
+                settle=fake_discord.settled,
             )
         fake_discord.fault_policy = None
         await asyncio.sleep(TIMEOUT_DELAY + 0.1)  # late answers land in the fake
