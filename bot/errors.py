@@ -15,7 +15,7 @@ class ConfigError(ReviewRelayError):
 
 
 class StoreError(ReviewRelayError):
-    """The store could not be opened or migrated."""
+    """The store could not be opened, migrated or written (a full disk, say)."""
 
 
 class DeliveryError(ReviewRelayError):

@@ -51,6 +51,18 @@ CHECKPOINT_EVERY = 1.0  # seconds between background checkpoints
 # copies the rest itself. Its commits wait meanwhile, for the sync of the pages the background
 # passes copied: tens of ms, up to ~300 under a burst of deletes (bench/retention.py).
 RESTART_AFTER_FRAMES = 16_384
+# Answers that say the database itself failed, not the unit: a full disk, a file that cannot be
+# read or written. They reach the caller as StoreError, which `reviewrelay` reports in one line.
+_STORAGE_FAILURES = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
 
 
 class SqliteStore:
@@ -171,8 +183,9 @@ class SqliteStore:
     async def _commit_waiting(self) -> None:
         while self._waiting:
             group, self._waiting = self._waiting, []
+            again: list[_Unit[Any]] = []
             try:
-                await _on_db_thread(self._db, functools.partial(_commit, group))
+                again = await _on_db_thread(self._db, functools.partial(_commit, group))
             except asyncio.CancelledError:
                 for unit in group:  # its outcome is unknown here; the waiting ones: see below
                     unit.done.cancel()
@@ -183,10 +196,12 @@ class SqliteStore:
                         unit.error = StoreError(f"not committed: {exc}")
                         unit.error.__cause__ = exc
             for unit in group:
-                unit.deliver()
+                if unit not in again:
+                    unit.deliver()
+            self._waiting = again + self._waiting  # first, in their order
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # units are compared by identity
 class _Unit(Generic[T]):
     work: Callable[[Transaction], Awaitable[T]]
     context: contextvars.Context
@@ -201,7 +216,7 @@ class _Unit(Generic[T]):
         try:
             self.result = self.context.run(lambda: _complete(self.work(tx)))
         except Exception as exc:
-            self.error = exc
+            self.error = _storage_failure(exc) or exc
         except BaseException as exc:  # a unit that awaited a cancelled future, say
             self.error = RuntimeError(f"a unit of work raised {exc!r}")
             self.error.__cause__ = exc
@@ -216,18 +231,46 @@ class _Unit(Generic[T]):
             self.done.set_result(cast("T", self.result))
 
 
-def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> None:
-    """One transaction for `group`, each unit in a savepoint of its own (on the database thread)."""
+def _check_not_rolled_back(unit: _Unit[Any], db: sqlite3.Connection) -> bool:
+    """True if SQLite rolled the whole transaction back under `unit`; it then fails, even if it
+    caught what SQLite raised (nothing it wrote is left to commit)."""
+    if db.in_transaction:
+        return False
+    if unit.error is None:
+        unit.error = StoreError("not committed: SQLite rolled the transaction back")
+    return True
+
+
+def _storage_failure(exc: Exception) -> StoreError | None:
+    """`exc` as a StoreError if it says the database failed (see _STORAGE_FAILURES), else None."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or code is None or code & 0xFF not in _STORAGE_FAILURES:
+        return None  # extended codes (SQLITE_IOERR_WRITE, ...) keep the primary in the low byte
+    error = StoreError(f"the database failed: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> list[_Unit[Any]]:
+    """One transaction for `group`, each unit in a savepoint of its own (on the database thread).
+
+    Returns the units to run again in a new transaction: on a full disk or an I/O error SQLite
+    may roll back the whole transaction, not just the failing statement; that unit keeps its
+    error, and the others, undone or not yet run, go again rather than fail with it.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
         if len(group) == 1:  # alone, a unit's transaction is all the savepoint it needs
             group[0].apply(db)
+            _check_not_rolled_back(group[0], db)
             kept = group[0].error is None
         else:
             kept = False
             for unit in group:
                 db.execute("SAVEPOINT unit")
                 deferred = unit.apply(db)
+                if _check_not_rolled_back(unit, db):
+                    return [other for other in group if other is not unit and other.error is None]
                 if unit.error is None:
                     kept = True
                 else:
@@ -246,6 +289,7 @@ def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> None:
     except BaseException:
         db.rollback()
         raise
+    return []
 
 
 async def _on_db_thread(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

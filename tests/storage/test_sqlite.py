@@ -478,6 +478,42 @@ async def test_a_unit_raising_a_base_exception_fails_alone(store, clock):
     assert await store.run(lambda tx: tx.seen_event("kept", clock.now())) is True
 
 
+async def test_a_full_disk_fails_the_unit_as_a_store_error_and_keeps_the_others(
+    store, clock, tmp_path
+):
+    """A write SQLite answers "database or disk is full" (here: the file capped at its size)
+    fails its unit as a StoreError naming the cause, the one line `reviewrelay` prints. SQLite
+    may roll back the whole transaction then, not just the statement: the units in the same
+    group go again in a new one, with their own outcomes (a unit's other errors unchanged)."""
+    [(pages,)] = await store._db.execute_fetchall("PRAGMA page_count")
+    await store._db.execute(f"PRAGMA max_page_count = {pages}")
+
+    async def fill(tx: Transaction) -> None:
+        for i in range(10_000):  # far more than the free pages hold
+            await tx.seen_event(f"filler-{i:05d}-{'x' * 200}", clock.now())
+
+    async def duplicate(tx: Transaction) -> None:
+        await tx.member(member("riley"), clock.now())
+        raise sqlite3.IntegrityError("not ours to translate")
+
+    results = await asyncio.gather(
+        store.run(fill),
+        store.run(duplicate),
+        store.run(lambda tx: tx.seen_event("kept", clock.now())),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], StoreError)
+    assert str(results[0]) == "the database failed: database or disk is full"
+    assert isinstance(results[0].__cause__, sqlite3.OperationalError)
+    assert type(results[1]) is sqlite3.IntegrityError
+    assert results[2] is False
+    await store._db.execute("PRAGMA max_page_count = 4294967294")
+    assert await store.run(lambda tx: tx.seen_event("kept", clock.now())) is True
+    assert _count(tmp_path / "test.db", "SELECT COUNT(*) FROM members") == 0  # rolled back
+    filler = "filler-00000-" + "x" * 200  # the full unit's first write, rolled back
+    assert await store.run(lambda tx: tx.seen_event(filler, clock.now())) is False
+
+
 @pytest.mark.parametrize("turns", [1, 3], ids=["before-it-starts", "while-its-group-runs"])
 async def test_a_closed_store_refuses_units_and_a_cancelled_committer_releases_its_callers(
     tmp_path: Path, clock, turns: int
