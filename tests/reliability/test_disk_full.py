@@ -1,0 +1,140 @@
+"""A full disk: SQLite answers "database or disk is full" to every write that needs a new page.
+
+The bot's database is capped with SQLite's own `PRAGMA max_page_count` on its writer connection,
+which fails a write exactly as a full disk does (SQLITE_FULL), without filling a real disk. While
+it is full, every command must still get a one-sentence answer, a reaction must get a 500 (so
+Slack retries it) and nothing may be half-written; the worker and the reminders keep going. Once
+there is room again, the retried reaction counts once and everything waiting goes out once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bot import texts
+from storage.sqlite import SqliteStore
+from tests.adapters.slack.conftest import ALICE, BOB, REVIEW_CHANNEL
+from tests.fakes.fake_clock import FakeClock
+from tests.fakes.fake_slack import FakeSlack
+from tests.net import Answer
+from tests.reliability.conftest import Harness, db_path, posts_by_request, query, slack_bot
+
+SQLITE_MAX_PAGES = 4_294_967_294  # SQLite's own ceiling: the cap lifted
+VOLUNTEER = ("U0VOL", "vol")
+MAX_ASKS = 300  # enough to fill the pages SQLite kept free, with room to spare
+
+
+async def _cap_pages(bot: Harness, pages: int | None) -> None:
+    """Cap the database at `pages` (None: its current size) on the bot's writer connection."""
+    assert isinstance(bot.core.store, SqliteStore)
+    db = bot.core.store._db
+    if pages is None:
+        [(pages,)] = await db.execute_fetchall("PRAGMA page_count")
+    await db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+class _Rounds(logging.Handler):
+    """Counts the delivery worker's failed rounds as it logs them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._count = 0
+        self._changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("delivery round failed"):
+            self._count += 1
+            self._changed.set()
+
+    async def seen(self, count: int) -> None:
+        while self._count < count:
+            self._changed.clear()
+            await self._changed.wait()
+
+
+def _text(answer_text: str) -> str:
+    return str(json.loads(answer_text)["text"])
+
+
+async def _ask_until_refused(bot: Harness) -> tuple[str, tuple[str, str], Answer]:
+    """Ask, each time a new link from a new person, until an ask is refused: SQLite first reuses
+    the pages it kept free. Returns the refused link, who asked and the answer."""
+    for n in range(MAX_ASKS):
+        link, who = f"https://example.com/full-{n}", (f"U0REQ{n:03d}", f"req{n}")
+        answer = await bot.command(f"{link} #python", who)
+        if not _text(answer.text).startswith("Request #"):
+            return link, who, answer
+    pytest.fail(f"{MAX_ASKS} asks fitted in a database capped at its size")
+
+
+async def _worker_outlives_failed_rounds(bot: Harness, rounds: int = 3) -> None:
+    failed = _Rounds()
+    logging.getLogger("bot.delivery").addHandler(failed)
+    worker = asyncio.create_task(bot.core.worker.run(idle_poll=0.01))
+    try:
+        async with asyncio.timeout(5):
+            await failed.seen(rounds)
+        assert not worker.done()
+    finally:
+        logging.getLogger("bot.delivery").removeHandler(failed)
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+
+
+async def test_a_full_disk_answers_every_command_and_loses_nothing(
+    tmp_path: Path, slack: FakeSlack, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = db_path(tmp_path)
+    async with slack_bot(tmp_path, slack, clock, requests_per_hour=1_000) as bot:
+        await bot.command("volunteer python", VOLUNTEER)
+        assert _text((await bot.command("https://example.com/first #python", ALICE)).text) == (
+            "Request #1 is open; 1 volunteer notified."
+        )
+        await bot.deliver()
+        post_ts = bot.post_ts()
+
+        await _cap_pages(bot, None)
+        refused_link, asker, answer = await _ask_until_refused(bot)
+        assert answer.status == 200
+        assert _text(answer.text) == texts.APOLOGY  # one sentence, no traceback
+        assert query(path, "SELECT id FROM requests WHERE link = ?", [refused_link]) == []
+        opened = query(path, "SELECT COUNT(*) FROM requests")
+        # A reaction that cannot be stored answers 500: Slack retries it, with the same event id.
+        assert (await bot.react(post_ts, BOB, event_id="Ev0FULL")).status == 500
+        assert query(path, "SELECT status FROM requests WHERE id = 1") == [("open",)]
+        # Reading still works, and the worker's loop outlives its failed rounds.
+        mine = await bot.command("mine", ALICE)
+        assert _text(mine.text).startswith("#1 · https://example.com/first")
+        await _worker_outlives_failed_rounds(bot)
+        assert query(path, "SELECT COUNT(*) FROM requests") == opened
+
+        await _cap_pages(bot, SQLITE_MAX_PAGES)
+        assert (await bot.react(post_ts, BOB, event_id="Ev0FULL", retry=1)).status == 200
+        again = await bot.command(f"{refused_link} #python", asker)
+        assert _text(again.text).startswith("Request #")
+        await bot.deliver()
+
+    claimed = "SELECT status, claimer_person IS NOT NULL FROM requests WHERE id = 1"
+    assert query(path, claimed) == [("claimed", 1)]
+    [(requests,)] = query(path, "SELECT COUNT(*) FROM requests")
+    assert posts_by_request(slack, REVIEW_CHANNEL) == dict.fromkeys(range(1, requests + 1), 1)
+    dms = Counter(
+        c.args["channel"]
+        for c in slack.calls("chat.postMessage")
+        if c.status == 200 and c.response.get("ok") and c.args["channel"] != REVIEW_CHANNEL
+    )
+    assert dms[ALICE[0]] == 1  # the requester hears of the claim once
+    assert set(dms.values()) == {1}
+    [(notices,)] = query(path, "SELECT COUNT(*) FROM outbox")
+    assert query(path, "SELECT status, COUNT(*) FROM outbox GROUP BY status") == [("sent", notices)]
+    assert query(path, "PRAGMA integrity_check") == [("ok",)]
+    # The operator learns why from the log.
+    assert "StoreError: the database failed: database or disk is full" in caplog.text
