@@ -140,7 +140,7 @@ async def serve(
             checks=checks,
             routes=routes,
             metrics=metrics.render,
-            details=lambda: _degraded_details(store),
+            details=lambda: _health_details(store),
         )
         inbox = TimedInbox(
             core.dispatcher, lambda p, e, s: metrics.handler_seconds.labels(p, e).observe(s)
@@ -214,8 +214,16 @@ async def _outbox_moving(metrics: Metrics) -> bool:
 
 
 async def _store_ok(store: SqliteStore) -> bool:
+    """It answers, and writes (not failing for a full disk, say: `store_failing` says why)."""
     await store.schema_version()
-    return True
+    return store.failing is None
+
+
+async def _health_details(store: SqliteStore) -> dict[str, object]:
+    details = await _degraded_details(store)
+    if store.failing is not None:
+        details["store_failing"] = store.failing
+    return details
 
 
 async def _degraded_details(store: SqliteStore) -> dict[str, object]:

@@ -15,7 +15,11 @@ class ConfigError(ReviewRelayError):
 
 
 class StoreError(ReviewRelayError):
-    """The store could not be opened, migrated or written (a full disk, say)."""
+    """The store could not be opened, migrated or written."""
+
+
+class StoreFailureError(StoreError):
+    """The database itself failed a unit of work: a full disk, a file it cannot read or write."""
 
 
 class DeliveryError(ReviewRelayError):

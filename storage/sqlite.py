@@ -28,7 +28,7 @@ from typing import Any, Generic, Self, TypeVar, cast
 
 import aiosqlite
 
-from bot.errors import StoreError
+from bot.errors import StoreError, StoreFailureError
 from storage.base import Transaction
 from storage.migrate import MigrationProgress, migrate, user_version
 from storage.sqlite_transaction import SqliteTransaction
@@ -82,6 +82,7 @@ class SqliteStore:
         self._waiting: list[_Unit[Any]] = []  # units to go in the next commit
         self._committer: asyncio.Task[None] | None = None
         self._closed = False
+        self._failing: str | None = None
         self._checkpointer = checkpointer
         self._checkpoints = (
             asyncio.create_task(self._checkpoint_forever()) if checkpointer is not None else None
@@ -150,6 +151,12 @@ class SqliteStore:
                 progress=lambda _status, remaining, total: progress(total - remaining, total),
             )
 
+    @property
+    def failing(self) -> str | None:
+        """Why the database failed a unit (a full disk, say), while no write has succeeded since;
+        None when it is well (/healthz)."""
+        return self._failing
+
     async def schema_version(self) -> int:
         return await user_version(self._db)
 
@@ -185,16 +192,26 @@ class SqliteStore:
             group, self._waiting = self._waiting, []
             again: list[_Unit[Any]] = []
             try:
-                again = await _on_db_thread(self._db, functools.partial(_commit, group))
+                again, wrote = await _on_db_thread(self._db, functools.partial(_commit, group))
             except asyncio.CancelledError:
                 for unit in group:  # its outcome is unknown here; the waiting ones: see below
                     unit.done.cancel()
                 raise
             except Exception as exc:  # BEGIN or COMMIT failed: none of the group stayed
+                wrote = False
+                if failed := _storage_failure(exc):
+                    self._failing = str(failed)
                 for unit in group:
                     if unit.error is None:
                         unit.error = StoreError(f"not committed: {exc}")
                         unit.error.__cause__ = exc
+            failures = [
+                str(unit.error) for unit in group if isinstance(unit.error, StoreFailureError)
+            ]
+            if failures:
+                self._failing = failures[-1]
+            elif wrote:
+                self._failing = None
             for unit in group:
                 if unit not in again:
                     unit.deliver()
@@ -241,23 +258,25 @@ def _check_not_rolled_back(unit: _Unit[Any], db: sqlite3.Connection) -> bool:
     return True
 
 
-def _storage_failure(exc: Exception) -> StoreError | None:
-    """`exc` as a StoreError if it says the database failed (see _STORAGE_FAILURES), else None."""
+def _storage_failure(exc: Exception) -> StoreFailureError | None:
+    """`exc` as a StoreFailureError if it says the database failed (_STORAGE_FAILURES), or None."""
     code = getattr(exc, "sqlite_errorcode", None)
     if not isinstance(exc, sqlite3.Error) or code is None or code & 0xFF not in _STORAGE_FAILURES:
         return None  # extended codes (SQLITE_IOERR_WRITE, ...) keep the primary in the low byte
-    error = StoreError(f"the database failed: {exc}")
+    error = StoreFailureError(f"the database failed: {exc}")
     error.__cause__ = exc
     return error
 
 
-def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> list[_Unit[Any]]:
+def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> tuple[list[_Unit[Any]], bool]:
     """One transaction for `group`, each unit in a savepoint of its own (on the database thread).
 
-    Returns the units to run again in a new transaction: on a full disk or an I/O error SQLite
-    may roll back the whole transaction, not just the failing statement; that unit keeps its
-    error, and the others, undone or not yet run, go again rather than fail with it.
+    Returns the units to run again in a new transaction, and whether the commit wrote anything.
+    On a full disk or an I/O error SQLite may roll back the whole transaction, not just the
+    failing statement; that unit keeps its error, and the others, undone or not yet run, go
+    again rather than fail with it.
     """
+    changes = db.total_changes  # rows written by this connection, rolled back or not
     db.execute("BEGIN IMMEDIATE")
     try:
         if len(group) == 1:  # alone, a unit's transaction is all the savepoint it needs
@@ -270,7 +289,8 @@ def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> list[_Unit[A
                 db.execute("SAVEPOINT unit")
                 deferred = unit.apply(db)
                 if _check_not_rolled_back(unit, db):
-                    return [other for other in group if other is not unit and other.error is None]
+                    again = [other for other in group if other is not unit and other.error is None]
+                    return again, False
                 if unit.error is None:
                     kept = True
                 else:
@@ -289,7 +309,7 @@ def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> list[_Unit[A
     except BaseException:
         db.rollback()
         raise
-    return []
+    return [], kept and db.total_changes > changes
 
 
 async def _on_db_thread(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -15,15 +15,20 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import Any, Self
 
+import aiohttp
 import pytest
 
-from bot import texts
+from adapters.slack import build_slack
+from bot import app, texts
+from storage.migrate import MigrationProgress
 from storage.sqlite import SqliteStore
-from tests.adapters.slack.conftest import ALICE, BOB, REVIEW_CHANNEL
+from tests.adapters.slack.conftest import ALICE, BOB, REVIEW_CHANNEL, SECRET, slack_settings
+from tests.fakes import slack_payloads as p
 from tests.fakes.fake_clock import FakeClock
-from tests.fakes.fake_slack import FakeSlack
-from tests.net import Answer
+from tests.fakes.fake_slack import FakeSlack, sign
+from tests.net import Answer, free_port
 from tests.reliability.conftest import Harness, db_path, posts_by_request, query, slack_bot
 
 SQLITE_MAX_PAGES = 4_294_967_294  # SQLite's own ceiling: the cap lifted
@@ -31,13 +36,17 @@ VOLUNTEER = ("U0VOL", "vol")
 MAX_ASKS = 300  # enough to fill the pages SQLite kept free, with room to spare
 
 
-async def _cap_pages(bot: Harness, pages: int | None) -> None:
-    """Cap the database at `pages` (None: its current size) on the bot's writer connection."""
-    assert isinstance(bot.core.store, SqliteStore)
-    db = bot.core.store._db
+async def _cap(store: SqliteStore, pages: int | None) -> None:
+    """Cap the database at `pages` (None: its current size) on the store's writer connection."""
+    db = store._db
     if pages is None:
         [(pages,)] = await db.execute_fetchall("PRAGMA page_count")
     await db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+async def _cap_pages(bot: Harness, pages: int | None) -> None:
+    assert isinstance(bot.core.store, SqliteStore)
+    await _cap(bot.core.store, pages)
 
 
 class _Rounds(logging.Handler):
@@ -137,4 +146,63 @@ async def test_a_full_disk_answers_every_command_and_loses_nothing(
     assert query(path, "SELECT status, COUNT(*) FROM outbox GROUP BY status") == [("sent", notices)]
     assert query(path, "PRAGMA integrity_check") == [("ok",)]
     # The operator learns why from the log.
-    assert "StoreError: the database failed: database or disk is full" in caplog.text
+    assert "StoreFailureError: the database failed: database or disk is full" in caplog.text
+
+
+async def test_healthz_fails_while_the_disk_is_full_and_says_why(
+    tmp_path: Path, slack: FakeSlack, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `bot.app.serve`: /healthz turns 503 with the store check false and the reason once
+    a write fails for want of room, and 200 again after the next write that succeeds."""
+    opened: list[SqliteStore] = []
+
+    class Recorded(SqliteStore):  # hands the test the store serve opens, to cap it
+        @classmethod
+        async def open(cls, path: Path | str, *, progress: MigrationProgress | None = None) -> Self:
+            store = await super().open(path, progress=progress)
+            opened.append(store)
+            return store
+
+    monkeypatch.setattr(app, "SqliteStore", Recorded)
+    settings = slack_settings(tmp_path, slack, http_port=free_port(), requests_per_hour=1_000)
+    started, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        app.serve(settings, [build_slack(settings, clock)], clock, started=started, stop=stop)
+    )
+    base = f"http://127.0.0.1:{settings.http_port}"
+
+    async def ask(n: int) -> str:
+        body = p.slash_command_body(f"https://example.com/h{n} #go", user_id=f"U0H{n:03d}")
+        async with http.post(f"{base}/slack/events", data=body, headers=sign(body, SECRET)) as a:
+            return _text(await a.text())
+
+    async def health() -> tuple[int, dict[str, Any]]:
+        async with http.get(f"{base}/healthz") as answer:
+            return answer.status, await answer.json()
+
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        async with aiohttp.ClientSession() as http:
+            assert (await ask(0)).startswith("Request #1 is open")
+            well = await health()
+            [store] = opened
+            await _cap(store, None)
+            n = 1
+            while (await ask(n)).startswith("Request #"):
+                n += 1
+                assert n < MAX_ASKS
+            full = await health()
+            await _cap(store, SQLITE_MAX_PAGES)
+            assert (await ask(n)).startswith("Request #")
+            room = await health()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    assert well[0] == 200
+    assert "store_failing" not in well[1]
+    assert full[0] == 503
+    assert full[1]["checks"]["store"] is False
+    assert full[1]["store_failing"] == "the database failed: database or disk is full"
+    assert room[0] == 200
+    assert "store_failing" not in room[1]
