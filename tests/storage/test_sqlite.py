@@ -531,6 +531,9 @@ async def test_a_closed_store_refuses_units_and_a_cancelled_committer_releases_i
         await asyncio.wait_for(waiting, 5)
     with contextlib.suppress(asyncio.CancelledError):
         await store.close()
-    assert not store._db._thread.is_alive()  # type: ignore[attr-defined]
+    # aiosqlite answers close() just before its thread returns: give it that moment.
+    thread = store._db._thread  # type: ignore[attr-defined]
+    await asyncio.to_thread(thread.join, 5)
+    assert not thread.is_alive()
     with pytest.raises(StoreError, match="closed"):
         await store.run(lambda tx: tx.seen_event("late", clock.now()))
