@@ -214,7 +214,7 @@ async def _outbox_moving(metrics: Metrics) -> bool:
 
 
 async def _store_ok(store: SqliteStore) -> bool:
-    """It answers, and writes (not failing for a full disk, say: `store_failing` says why)."""
+    """It answers, and has not failed a write lately (a full disk: `store_failing` says why)."""
     await store.schema_version()
     return store.failing is None
 

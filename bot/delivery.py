@@ -40,6 +40,9 @@ _NEW_MESSAGES = frozenset({NoticeKind.RELAY_POST, NoticeKind.CHANNEL_TEXT, Notic
 # (a timeout, a connection dropped after sending): a relay post a little late beats one twice.
 LATE_ANSWER_WAIT = 30.0
 UNAUTHORIZED_LIMIT = 3  # after this many 401s a platform is not called again until restart
+# Rounds that keep failing (a full disk) are logged at the first and then every this many (about
+# a minute apart when idle), not each second into a log that may share the full disk.
+FAILED_ROUNDS_LOGGED_EVERY = 60
 
 
 class DeliveryWorker:
@@ -142,15 +145,26 @@ class DeliveryWorker:
         for retries scheduled before a restart).
         """
         in_flight: dict[int, asyncio.Task[None]] = {}
+        failed_rounds = 0
         try:
             while True:
                 self._wake.clear()
                 await self._inflight.lull()
                 try:
                     ready = await self._due(self._batch + len(in_flight), skip=in_flight)
-                except Exception:
-                    log.exception("delivery round failed; retrying shortly")
+                except Exception as exc:
+                    failed_rounds += 1
+                    if failed_rounds == 1:
+                        log.exception("delivery round failed; retrying shortly")
+                    elif failed_rounds % FAILED_ROUNDS_LOGGED_EVERY == 0:
+                        log.error(  # noqa: TRY400 - its traceback went with the first
+                            "delivery rounds still failing, %d in a row: %s", failed_rounds, exc
+                        )
                     ready = []
+                else:
+                    if failed_rounds:
+                        log.info("delivery rounds work again after %d failed", failed_rounds)
+                    failed_rounds = 0
                 for notice in ready:
                     task = asyncio.create_task(self._deliver(notice), name=f"notice-{notice.id}")
                     in_flight[notice.id] = task

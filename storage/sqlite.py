@@ -21,6 +21,7 @@ import contextvars
 import functools
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ CHECKPOINT_EVERY = 1.0  # seconds between background checkpoints
 # copies the rest itself. Its commits wait meanwhile, for the sync of the pages the background
 # passes copied: tens of ms, up to ~300 under a burst of deletes (bench/retention.py).
 RESTART_AFTER_FRAMES = 16_384
+FAILING_SHOWN_FOR = 60.0  # seconds a failure of the database itself keeps /healthz failing
 # Answers that say the database itself failed, not the unit: a full disk, a file that cannot be
 # read or written. They reach the caller as StoreError, which `reviewrelay` reports in one line.
 _STORAGE_FAILURES = frozenset(
@@ -82,7 +84,7 @@ class SqliteStore:
         self._waiting: list[_Unit[Any]] = []  # units to go in the next commit
         self._committer: asyncio.Task[None] | None = None
         self._closed = False
-        self._failing: str | None = None
+        self._failure: tuple[float, str] | None = None  # when (monotonic) and why
         self._checkpointer = checkpointer
         self._checkpoints = (
             asyncio.create_task(self._checkpoint_forever()) if checkpointer is not None else None
@@ -153,9 +155,12 @@ class SqliteStore:
 
     @property
     def failing(self) -> str | None:
-        """Why the database failed a unit (a full disk, say), while no write has succeeded since;
-        None when it is well (/healthz)."""
-        return self._failing
+        """Why the database failed a unit (a full disk, say) in the last FAILING_SHOWN_FOR
+        seconds; None when it has not (/healthz). Not "until a write succeeds": on a full disk
+        writes that need no new page still do."""
+        if self._failure is None or time.monotonic() - self._failure[0] >= FAILING_SHOWN_FOR:
+            return None
+        return self._failure[1]
 
     async def schema_version(self) -> int:
         return await user_version(self._db)
@@ -192,26 +197,21 @@ class SqliteStore:
             group, self._waiting = self._waiting, []
             again: list[_Unit[Any]] = []
             try:
-                again, wrote = await _on_db_thread(self._db, functools.partial(_commit, group))
+                again = await _on_db_thread(self._db, functools.partial(_commit, group))
             except asyncio.CancelledError:
                 for unit in group:  # its outcome is unknown here; the waiting ones: see below
                     unit.done.cancel()
                 raise
             except Exception as exc:  # BEGIN or COMMIT failed: none of the group stayed
-                wrote = False
                 if failed := _storage_failure(exc):
-                    self._failing = str(failed)
+                    self._failure = (time.monotonic(), str(failed))
                 for unit in group:
                     if unit.error is None:
                         unit.error = StoreError(f"not committed: {exc}")
                         unit.error.__cause__ = exc
-            failures = [
-                str(unit.error) for unit in group if isinstance(unit.error, StoreFailureError)
-            ]
-            if failures:
-                self._failing = failures[-1]
-            elif wrote:
-                self._failing = None
+            for unit in group:
+                if isinstance(unit.error, StoreFailureError):
+                    self._failure = (time.monotonic(), str(unit.error))
             for unit in group:
                 if unit not in again:
                     unit.deliver()
@@ -268,15 +268,13 @@ def _storage_failure(exc: Exception) -> StoreFailureError | None:
     return error
 
 
-def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> tuple[list[_Unit[Any]], bool]:
+def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> list[_Unit[Any]]:
     """One transaction for `group`, each unit in a savepoint of its own (on the database thread).
 
-    Returns the units to run again in a new transaction, and whether the commit wrote anything.
-    On a full disk or an I/O error SQLite may roll back the whole transaction, not just the
-    failing statement; that unit keeps its error, and the others, undone or not yet run, go
-    again rather than fail with it.
+    Returns the units to run again in a new transaction: on a full disk or an I/O error SQLite
+    may roll back the whole transaction, not just the failing statement; that unit keeps its
+    error, and the others, undone or not yet run, go again rather than fail with it.
     """
-    changes = db.total_changes  # rows written by this connection, rolled back or not
     db.execute("BEGIN IMMEDIATE")
     try:
         if len(group) == 1:  # alone, a unit's transaction is all the savepoint it needs
@@ -289,8 +287,7 @@ def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> tuple[list[_
                 db.execute("SAVEPOINT unit")
                 deferred = unit.apply(db)
                 if _check_not_rolled_back(unit, db):
-                    again = [other for other in group if other is not unit and other.error is None]
-                    return again, False
+                    return [other for other in group if other is not unit and other.error is None]
                 if unit.error is None:
                     kept = True
                 else:
@@ -309,7 +306,7 @@ def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> tuple[list[_
     except BaseException:
         db.rollback()
         raise
-    return [], kept and db.total_changes > changes
+    return []
 
 
 async def _on_db_thread(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

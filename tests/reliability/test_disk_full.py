@@ -21,7 +21,8 @@ import aiohttp
 import pytest
 
 from adapters.slack import build_slack
-from bot import app, texts
+from bot import app, delivery, texts
+from storage import sqlite
 from storage.migrate import MigrationProgress
 from storage.sqlite import SqliteStore
 from tests.adapters.slack.conftest import ALICE, BOB, REVIEW_CHANNEL, SECRET, slack_settings
@@ -50,20 +51,20 @@ async def _cap_pages(bot: Harness, pages: int | None) -> None:
 
 
 class _Rounds(logging.Handler):
-    """Counts the delivery worker's failed rounds as it logs them."""
+    """The delivery worker's lines about failed rounds, as it logs them."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._count = 0
+        self.records: list[logging.LogRecord] = []
         self._changed = asyncio.Event()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("delivery round failed"):
-            self._count += 1
+        if record.getMessage().startswith("delivery round"):
+            self.records.append(record)
             self._changed.set()
 
     async def seen(self, count: int) -> None:
-        while self._count < count:
+        while len(self.records) < count:
             self._changed.clear()
             await self._changed.wait()
 
@@ -83,14 +84,25 @@ async def _ask_until_refused(bot: Harness) -> tuple[str, tuple[str, str], Answer
     pytest.fail(f"{MAX_ASKS} asks fitted in a database capped at its size")
 
 
-async def _worker_outlives_failed_rounds(bot: Harness, rounds: int = 3) -> None:
+async def _worker_outlives_failed_rounds(bot: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's loop keeps going; it logs the first failed round with its traceback, then
+    one line every FAILED_ROUNDS_LOGGED_EVERY rounds (here 2: rounds 2 and 4)."""
+    monkeypatch.setattr(delivery, "FAILED_ROUNDS_LOGGED_EVERY", 2)
     failed = _Rounds()
     logging.getLogger("bot.delivery").addHandler(failed)
     worker = asyncio.create_task(bot.core.worker.run(idle_poll=0.01))
     try:
         async with asyncio.timeout(5):
-            await failed.seen(rounds)
+            await failed.seen(3)
         assert not worker.done()
+        first, *later = failed.records[:3]
+        assert first.getMessage() == "delivery round failed; retrying shortly"
+        assert first.exc_info is not None
+        assert [r.getMessage() for r in later] == [
+            f"delivery rounds still failing, {n} in a row: the database failed: "
+            "database or disk is full"
+            for n in (2, 4)
+        ]
     finally:
         logging.getLogger("bot.delivery").removeHandler(failed)
         worker.cancel()
@@ -99,7 +111,11 @@ async def _worker_outlives_failed_rounds(bot: Harness, rounds: int = 3) -> None:
 
 
 async def test_a_full_disk_answers_every_command_and_loses_nothing(
-    tmp_path: Path, slack: FakeSlack, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    slack: FakeSlack,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = db_path(tmp_path)
     async with slack_bot(tmp_path, slack, clock, requests_per_hour=1_000) as bot:
@@ -122,7 +138,7 @@ async def test_a_full_disk_answers_every_command_and_loses_nothing(
         # Reading still works, and the worker's loop outlives its failed rounds.
         mine = await bot.command("mine", ALICE)
         assert _text(mine.text).startswith("#1 · https://example.com/first")
-        await _worker_outlives_failed_rounds(bot)
+        await _worker_outlives_failed_rounds(bot, monkeypatch)
         assert query(path, "SELECT COUNT(*) FROM requests") == opened
 
         await _cap_pages(bot, SQLITE_MAX_PAGES)
@@ -153,7 +169,8 @@ async def test_healthz_fails_while_the_disk_is_full_and_says_why(
     tmp_path: Path, slack: FakeSlack, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Under `bot.app.serve`: /healthz turns 503 with the store check false and the reason once
-    a write fails for want of room, and 200 again after the next write that succeeds."""
+    a write fails for want of room, and stays so for FAILING_SHOWN_FOR (a minute) after the last
+    such failure."""
     opened: list[SqliteStore] = []
 
     class Recorded(SqliteStore):  # hands the test the store serve opens, to cap it
@@ -194,6 +211,8 @@ async def test_healthz_fails_while_the_disk_is_full_and_says_why(
             full = await health()
             await _cap(store, SQLITE_MAX_PAGES)
             assert (await ask(n)).startswith("Request #")
+            lately = await health()  # the failure is a minute old only later: still shown
+            monkeypatch.setattr(sqlite, "FAILING_SHOWN_FOR", 0.0)  # as if that minute had passed
             room = await health()
     finally:
         stop.set()
@@ -204,5 +223,6 @@ async def test_healthz_fails_while_the_disk_is_full_and_says_why(
     assert full[0] == 503
     assert full[1]["checks"]["store"] is False
     assert full[1]["store_failing"] == "the database failed: database or disk is full"
+    assert lately[0] == 503
     assert room[0] == 200
     assert "store_failing" not in room[1]
