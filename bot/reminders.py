@@ -9,7 +9,6 @@ store in the default time zone. A dry run does all the work in a transaction it 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -93,7 +92,9 @@ class _Recording:
 
 
 class _DryRun(Exception):  # noqa: N818 - control flow: roll the sweep back
-    pass
+    def __init__(self, report: SweepReport) -> None:
+        super().__init__()
+        self.report = report
 
 
 class Reminders:
@@ -107,17 +108,20 @@ class Reminders:
 
     async def run(self, *, only_when_due: bool = True, dry_run: bool = False) -> SweepReport:
         """One sweep. `only_when_due` waits for each reminder time (cron passes False)."""
-        report = SweepReport()
 
-        async def sweep(raw: Transaction) -> None:
+        async def sweep(raw: Transaction) -> SweepReport:
+            # The report is made in the unit: a unit may run again (SqliteStore.run).
+            report = SweepReport()
             tx: Transaction = _Recording(raw, report.notices)  # type: ignore[assignment]
             await self._sweep(tx, report, only_when_due=only_when_due)
             if dry_run:
-                raise _DryRun
+                raise _DryRun(report)
+            return report
 
-        with contextlib.suppress(_DryRun):
-            await self._store.run(sweep)
-        return report
+        try:
+            return await self._store.run(sweep)
+        except _DryRun as dry:
+            return dry.report
 
     async def _sweep(self, tx: Transaction, report: SweepReport, *, only_when_due: bool) -> None:
         now = self._clock.now()

@@ -30,28 +30,28 @@ SCAN = 2_000  # rows of each table a unit looks at: a few ms, 66 at most on a 1M
 async def prune(store: Store, now: datetime) -> int:
     """Forget event keys last seen, and notices sent, before `now - KEEP`; once per UTC day
     (the day's mark is stored, so restarts do not prune again). Returns how many rows went."""
-    day = _Pass(before=now - KEEP)
     mark = f"prune-{now.astimezone(UTC).date().isoformat()}"
 
-    async def first(tx: Transaction) -> bool:
+    async def first(tx: Transaction) -> _Pass | None:
         if not await tx.record_reminder_run(GLOBAL, GLOBAL, mark, now):
-            return False  # done today already
-        await day.batch(tx)
-        return True
+            return None  # done today already
+        return await _Pass(before=now - KEEP).batch(tx)
 
-    if not await store.run(first):
+    day = await store.run(first)
+    if day is None:
         return 0
     while not day.done:
-        await store.run(day.batch)
+        day = await store.run(day.batch)
     if day.gone:
         log.info("forgot %d event keys and sent notices from before %s", day.gone, day.before)
     return day.gone
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Pass:
     """One day's pass over both tables, each in its own order; a unit looks at SCAN rows of each,
-    so a unit's cost does not grow with the tables."""
+    so a unit's cost does not grow with the tables. A batch returns the pass after it rather than
+    moving this one: a unit may run again (SqliteStore.run), and only a committed batch counts."""
 
     before: datetime
     key: str | None = ""  # where the event keys go on from; None: all looked at
@@ -62,10 +62,12 @@ class _Pass:
     def done(self) -> bool:
         return self.key is None and self.notice is None
 
-    async def batch(self, tx: Transaction) -> None:
-        if self.key is not None:
-            n, self.key = await tx.forget_event_keys(self.before, self.key, SCAN)
-            self.gone += n
-        if self.notice is not None:
-            n, self.notice = await tx.forget_sent_notices(self.before, self.notice, SCAN)
-            self.gone += n
+    async def batch(self, tx: Transaction) -> _Pass:
+        key, notice, gone = self.key, self.notice, self.gone
+        if key is not None:
+            n, key = await tx.forget_event_keys(self.before, key, SCAN)
+            gone += n
+        if notice is not None:
+            n, notice = await tx.forget_sent_notices(self.before, notice, SCAN)
+            gone += n
+        return _Pass(before=self.before, key=key, notice=notice, gone=gone)

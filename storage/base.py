@@ -376,5 +376,9 @@ class Transaction(Protocol):
 
 
 class Store(Protocol):
-    async def run(self, work: Callable[[Transaction], Awaitable[T]]) -> T: ...
+    async def run(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """`work` as one unit of work, committed whole or not at all; what it returned. `work`
+        may run more than once, so it changes nothing but the store: it returns what it tells."""
+        ...
+
     async def close(self) -> None: ...

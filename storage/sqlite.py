@@ -169,7 +169,9 @@ class SqliteStore:
         """Run `work` as one unit, whole, on the database's thread; return what it returned once
         committed. When it raises, what it wrote is rolled back and the exception re-raised.
 
-        `work` must await only the transaction: the event loop is not on that thread.
+        `work` must await only the transaction: the event loop is not on that thread. It may run
+        more than once (when SQLite rolls back its whole group for a neighbour's full disk, say),
+        so it changes nothing but the store: what it has to tell, it returns.
         """
         if self._closed:
             msg = "the store is closed"
