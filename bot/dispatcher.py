@@ -126,12 +126,19 @@ class Dispatcher:
         return await self._store.run(lambda tx: tx.relay_posts_due(platform, at))
 
     async def connect_community(self, community: Community) -> None:
-        """Register a community an adapter serves, keeping any review channel set up before."""
+        """Register a community an adapter serves, keeping any review channel set up before.
+
+        A new one keeps the operator's TIMEZONE and REMINDER_TIME until `/review setup` sets
+        its own: adapters know neither.
+        """
+        new = dataclasses.replace(
+            community, timezone=self._rules.timezone, reminder_time=self._rules.reminder_time
+        )
 
         async def connect(tx: Transaction) -> None:
             known = await tx.community(community.platform, community.community_id)
             if known is None:
-                await tx.save_community(community)
+                await tx.save_community(new)
             elif not known.review_channel_id and community.review_channel_id:
                 await tx.save_community(
                     Community(

@@ -286,6 +286,22 @@ async def test_community_setup_survives_reconnect(dispatcher, store, clock):
     assert community.review_channel_id == "reviews"
 
 
+async def test_a_new_community_takes_the_default_time_zone_and_reminder_time(store, clock):
+    """TIMEZONE and REMINDER_TIME are every community's until `/review setup` says otherwise;
+    a community known before keeps what it has."""
+    rules = Rules(timezone="America/New_York", reminder_time="03:00")
+    dispatcher = Dispatcher(store=store, clock=clock, rules=rules, platforms=[Platform.CONSOLE])
+    await dispatcher.connect_community(COMMUNITY)
+    first = await store.run(lambda tx: tx.community(Platform.CONSOLE, "local"))
+    assert first is not None
+    assert (first.timezone, first.reminder_time) == ("America/New_York", "03:00")
+    await dispatcher.handle(command("setup tz=Europe/Berlin", "boss", admin=True, clock=clock))
+    await dispatcher.connect_community(COMMUNITY)
+    again = await store.run(lambda tx: tx.community(Platform.CONSOLE, "local"))
+    assert again is not None
+    assert (again.timezone, again.reminder_time) == ("Europe/Berlin", "03:00")
+
+
 async def test_x2_request_takes_two_reviewers(dispatcher, worker, sender, clock, store):
     """An x2 request: two claims fill it, a release reopens a slot, each done tells the
     requester how many are done, and each completed claim counts as one review both ways."""
