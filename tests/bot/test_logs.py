@@ -12,22 +12,15 @@ import pytest
 
 from bot import logs
 from bot.model import Platform
+from tests.logcapture import root_logging_kept
 
 
 @pytest.fixture
 def captured():
     stream = io.StringIO()
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    logs.configure(level="DEBUG", json_lines=True, secrets=["s3cr3t-signing"], stream=stream)
-    try:
+    with root_logging_kept():
+        logs.configure(level="DEBUG", json_lines=True, secrets=["s3cr3t-signing"], stream=stream)
         yield stream
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
 
 
 def test_interaction_tokens_in_discord_urls_are_redacted(captured):
@@ -164,18 +157,14 @@ def test_own_operational_lines_stay_readable(captured):
 def test_log_user_text_lets_text_through_but_not_secrets():
     """With LOG_USER_TEXT=true the payloads are logged whole; secrets are still redacted."""
     stream = io.StringIO()
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    logs.configure(
-        level="DEBUG", json_lines=True, secrets=["s3cr3t-signing"], stream=stream, user_text=True
-    )
-    try:
+    with root_logging_kept():
+        logs.configure(
+            level="DEBUG",
+            json_lines=True,
+            secrets=["s3cr3t-signing"],
+            stream=stream,
+            user_text=True,
+        )
         body = {"text": "zz-private-note-zz", "token": "s3cr3t-signing"}
         logging.getLogger("slack_sdk").debug("body: %s", body)
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
     assert _messages(stream) == ["body: {'text': 'zz-private-note-zz', 'token': '[redacted]'}"]

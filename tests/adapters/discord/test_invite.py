@@ -14,6 +14,7 @@ from bot.errors import ConfigError
 from tests.adapters.discord.conftest import TOKEN, discord_settings
 from tests.fakes.discord_payloads import FakeGuild
 from tests.fakes.fake_discord import FakeDiscord
+from tests.logcapture import root_logging_kept
 
 
 def test_invite_asks_for_exactly_what_the_bot_uses() -> None:
@@ -68,7 +69,8 @@ def test_cli_prints_the_url(
     monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
     monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
     monkeypatch.setattr("adapters.discord.invite.fetch_application_id", app_id)
-    assert cli.main(["discord-invite"]) == 0
+    with root_logging_kept():  # main configures logging as `reviewrelay` does
+        assert cli.main(["discord-invite"]) == 0
     assert capsys.readouterr().out.strip() == invite_url(42)
 
 
@@ -78,5 +80,6 @@ def test_cli_without_token_exits_2(
     """No DISCORD_BOT_TOKEN: one line naming it, exit status 2."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DISCORD_BOT_TOKEN", raising=False)
-    assert cli.main(["discord-invite"]) == 2
+    with root_logging_kept():
+        assert cli.main(["discord-invite"]) == 2
     assert "DISCORD_BOT_TOKEN" in capsys.readouterr().err
