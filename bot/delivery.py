@@ -43,6 +43,7 @@ UNAUTHORIZED_LIMIT = 3  # after this many 401s a platform is not called again un
 # Rounds that keep failing (a full disk) are logged at the first and then every this many (about
 # a minute apart when idle), not each second into a log that may share the full disk.
 FAILED_ROUNDS_LOGGED_EVERY = 60
+STORE_RETRY = 5.0  # seconds a notice waits after the store failed on it (a full disk)
 
 
 class DeliveryWorker:
@@ -73,6 +74,10 @@ class DeliveryWorker:
         self._busy: Counter[Platform] = Counter()  # sends in flight per platform
         self._unauthorized: Counter[Platform] = Counter()
         self._storms: Counter[Platform] = Counter()  # platform-wide limits in a row
+        # Notices the store failed on (a full disk), and when to take them up again; those among
+        # them that were sent, with their message id: they are recorded then, not sent again.
+        self._cooling: dict[int, datetime] = {}
+        self._unrecorded: dict[int, str | None] = {}
         self.stats: Counter[tuple[Platform, str]] = Counter()  # (platform, result) -> count
 
     def wake(self) -> None:
@@ -151,7 +156,8 @@ class DeliveryWorker:
                 self._wake.clear()
                 await self._inflight.lull()
                 try:
-                    ready = await self._due(self._batch + len(in_flight), skip=in_flight)
+                    skip = in_flight.keys() | self._still_cooling()
+                    ready = await self._due(self._batch + len(in_flight), skip=skip)
                 except Exception as exc:
                     failed_rounds += 1
                     if failed_rounds == 1:
@@ -184,8 +190,19 @@ class DeliveryWorker:
     ) -> None:
         in_flight.pop(notice_id, None)
         if not task.cancelled() and task.exception() is not None:
-            log.error("delivery of notice %s failed", notice_id, exc_info=task.exception())
+            # The store failed on it: it waits STORE_RETRY instead of going round at once, and
+            # is logged when it starts failing, not at each try.
+            if notice_id not in self._cooling:
+                log.error("delivery of notice %s failed", notice_id, exc_info=task.exception())
+            self._cooling[notice_id] = self._clock.now() + timedelta(seconds=STORE_RETRY)
+            heapq.heappush(self._retries, self._cooling[notice_id])
+            return  # its channel's next notice waits behind it
+        self._cooling.pop(notice_id, None)
         self._wake.set()  # its channel's next notice may be due now
+
+    def _still_cooling(self) -> set[int]:
+        now = self._clock.now()
+        return {notice for notice, until in self._cooling.items() if until > now}
 
     def _idle(self, idle_poll: float) -> float:
         """How long to wait when nothing wakes us: until the earliest retry we scheduled."""
@@ -210,23 +227,31 @@ class DeliveryWorker:
         if notice.kind in _EDITS and not notice.message_id:
             await self._dead(notice, "the post to edit was never delivered")
             return
-        try:
-            message_id = await self._found_or_sent(sender, notice)
-        except DeliveryError as exc:
-            await self._failed(notice, exc)
-            return
-        except Exception as exc:
-            log.exception("sender bug on notice %s (%s)", notice.id, notice.kind)
-            # Whether the platform did it before the bug is unknown.
-            error = DeliveryError(repr(exc), retryable=True, maybe_delivered=True)
-            await self._failed(notice, error)
-            return
-        self._unauthorized[notice.platform] = 0
-        self._storms[notice.platform] = 0
-        self._probing.discard(notice.platform)  # it got through: the others may follow
+        if notice.id in self._unrecorded:  # sent; the store would not record it then
+            message_id = self._unrecorded[notice.id]
+        else:
+            try:
+                message_id = await self._found_or_sent(sender, notice)
+            except DeliveryError as exc:
+                await self._failed(notice, exc)
+                return
+            except Exception as exc:
+                log.exception("sender bug on notice %s (%s)", notice.id, notice.kind)
+                # Whether the platform did it before the bug is unknown.
+                error = DeliveryError(repr(exc), retryable=True, maybe_delivered=True)
+                await self._failed(notice, error)
+                return
+            self._unauthorized[notice.platform] = 0
+            self._storms[notice.platform] = 0
+            self._probing.discard(notice.platform)  # it got through: the others may follow
+            self.stats[notice.platform, "sent"] += 1
         now = self._clock.now()
-        await self._store.run(lambda tx: tx.mark_sent(notice, message_id, now))
-        self.stats[notice.platform, "sent"] += 1
+        try:
+            await self._store.run(lambda tx: tx.mark_sent(notice, message_id, now))
+        except Exception:
+            self._unrecorded[notice.id] = message_id
+            raise
+        self._unrecorded.pop(notice.id, None)
 
     async def _found_or_sent(self, sender: Sender, notice: Notice) -> str | None:
         """Send `notice`. A new message was marked before its platform call (`_due`), so that

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 
@@ -13,12 +15,16 @@ from bot.delivery import (
     BASE_DELAY,
     LATE_ANSWER_WAIT,
     MAX_ATTEMPTS,
+    STORE_RETRY,
     UNAUTHORIZED_LIMIT,
     DeliveryWorker,
 )
-from bot.errors import DeliveryError
+from bot.errors import DeliveryError, StoreFailureError
 from bot.model import NoticeKind, Outgoing, Platform
+from storage.base import Store, Transaction
 from tests.factories import channel_text, command, enqueue
+
+T = TypeVar("T")
 
 
 def _statuses(tmp_path) -> list[tuple[str, int, str]]:
@@ -361,3 +367,65 @@ async def test_the_worker_stops_when_cancelled_just_as_it_is_woken(worker) -> No
     done, _ = await asyncio.wait({running}, timeout=2)
     assert running in done
     assert running.cancelled()
+
+
+class _NoSentMarks:
+    """A transaction that cannot record a send: the store failing for a full disk."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._tx, name)
+
+    async def mark_sent(self, *_: object) -> None:
+        raise StoreFailureError("the database failed: database or disk is full")
+
+
+class _FullStore:
+    """The store, but sends go unrecorded while `full`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.full = True
+
+    async def run(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        full = self.full
+        return await self._store.run(lambda tx: work(_NoSentMarks(tx) if full else tx))  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        await self._store.close()
+
+
+async def test_a_send_the_store_cannot_record_is_recorded_later_not_sent_again(
+    store, clock, sender, tmp_path, caplog
+):
+    """The platform took a notice, then the store would not record it (a full disk): it is not
+    sent again (the worker went round at once and sent it thousands of times a second), the
+    failure is logged once, and the record is made STORE_RETRY later."""
+    full = _FullStore(store)
+    worker = DeliveryWorker(store=full, clock=clock, senders={Platform.CONSOLE: sender})
+    reply = Outgoing(
+        kind=NoticeKind.EPHEMERAL,
+        platform=Platform.CONSOLE,
+        community_id="local",
+        channel_id="a",
+        user_id="riley",
+        text="Request #1 is open.",
+    )
+    await enqueue(store, clock.now(), reply, channel_text("a", "after it"))
+    runner = asyncio.create_task(worker.run(idle_poll=0.01))
+    try:
+        await _until(lambda: caplog.text.count("delivery of notice 1 failed") == 1)
+        with pytest.raises(TimeoutError):  # a few dozen idle rounds: nothing more goes out
+            await _until(lambda: len(sender.sent) > 1, within=0.3)
+        assert [n.text for n in sender.sent] == ["Request #1 is open."]
+        full.full = False
+        clock.advance(seconds=STORE_RETRY)
+        await _until(lambda: [s for s, *_ in _statuses(tmp_path)] == ["sent", "sent"])
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    assert [n.text for n in sender.sent] == ["Request #1 is open.", "after it"]
+    assert caplog.text.count("delivery of notice 1 failed") == 1
