@@ -54,7 +54,9 @@ CHECKPOINT_EVERY = 1.0  # seconds between background checkpoints
 RESTART_AFTER_FRAMES = 16_384
 FAILING_SHOWN_FOR = 60.0  # seconds a failure of the database itself keeps /healthz failing
 # Answers that say the database itself failed, not the unit: a full disk, a file that cannot be
-# read or written. They reach the caller as StoreError, which `reviewrelay` reports in one line.
+# read or written. They reach the caller as StoreFailureError (a StoreError, which `reviewrelay`
+# reports in one line), whether a unit's statement or the group's COMMIT met them; in WAL mode a
+# full disk mostly shows at COMMIT, when the pages are written.
 _STORAGE_FAILURES = frozenset(
     {
         sqlite3.SQLITE_FULL,
@@ -205,19 +207,18 @@ class SqliteStore:
                     unit.done.cancel()
                 raise
             except Exception as exc:  # BEGIN or COMMIT failed: none of the group stayed
-                if failed := _storage_failure(exc):
-                    self._failure = (time.monotonic(), str(failed))
                 for unit in group:
                     if unit.error is None:
-                        unit.error = StoreError(f"not committed: {exc}")
+                        unit.error = _storage_failure(exc) or StoreError(f"not committed: {exc}")
                         unit.error.__cause__ = exc
             for unit in group:
                 if isinstance(unit.error, StoreFailureError):
                     self._failure = (time.monotonic(), str(unit.error))
-            for unit in group:
                 if unit not in again:
                     unit.deliver()
-            self._waiting = again + self._waiting  # first, in their order
+            # First, in their order. A unit may go round again while later ones keep failing
+            # their groups, but each round answers at least the unit that failed it.
+            self._waiting = again + self._waiting
 
 
 @dataclass(slots=True, eq=False)  # units are compared by identity
@@ -250,9 +251,10 @@ class _Unit(Generic[T]):
             self.done.set_result(cast("T", self.result))
 
 
-def _check_not_rolled_back(unit: _Unit[Any], db: sqlite3.Connection) -> bool:
-    """True if SQLite rolled the whole transaction back under `unit`; it then fails, even if it
-    caught what SQLite raised (nothing it wrote is left to commit)."""
+def _rolled_back(unit: _Unit[Any], db: sqlite3.Connection) -> bool:
+    """True if SQLite rolled the whole transaction back under `unit`; it then fails. (A unit
+    that caught what SQLite raised would be failed too, though what it wrote after would have
+    committed on its own; none catches sqlite3 errors.)"""
     if db.in_transaction:
         return False
     if unit.error is None:
@@ -281,14 +283,14 @@ def _commit(group: Sequence[_Unit[Any]], db: sqlite3.Connection) -> list[_Unit[A
     try:
         if len(group) == 1:  # alone, a unit's transaction is all the savepoint it needs
             group[0].apply(db)
-            _check_not_rolled_back(group[0], db)
+            _rolled_back(group[0], db)
             kept = group[0].error is None
         else:
             kept = False
             for unit in group:
                 db.execute("SAVEPOINT unit")
                 deferred = unit.apply(db)
-                if _check_not_rolled_back(unit, db):
+                if _rolled_back(unit, db):
                     return [other for other in group if other is not unit and other.error is None]
                 if unit.error is None:
                     kept = True

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
+import json
 import random
 import sqlite3
+import sys
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -488,34 +491,95 @@ async def test_a_full_disk_fails_the_unit_as_a_store_error_and_keeps_the_others(
     [(pages,)] = await store._db.execute_fetchall("PRAGMA page_count")
     await store._db.execute(f"PRAGMA max_page_count = {pages}")
 
+    runs: list[str] = []  # only a test may: a unit that can run twice changes just the store
+
     async def fill(tx: Transaction) -> None:
+        runs.append("fill")
         for i in range(10_000):  # far more than the free pages hold
             await tx.seen_event(f"filler-{i:05d}-{'x' * 200}", clock.now())
 
     async def duplicate(tx: Transaction) -> None:
+        runs.append("duplicate")
         await tx.member(member("riley"), clock.now())
         raise sqlite3.IntegrityError("not ours to translate")
 
-    runs: list[str] = []
-
-    async def kept(tx: Transaction) -> bool:
-        runs.append("kept")  # only a test may: a unit that can run twice changes just the store
-        return await tx.seen_event("kept", clock.now())
+    async def seen(key: str, tx: Transaction) -> bool:
+        runs.append(key)
+        return await tx.seen_event(key, clock.now())
 
     results = await asyncio.gather(
-        store.run(kept), store.run(fill), store.run(duplicate), return_exceptions=True
+        store.run(functools.partial(seen, "kept")),
+        store.run(duplicate),
+        store.run(fill),
+        store.run(functools.partial(seen, "after")),
+        return_exceptions=True,
     )
-    assert isinstance(results[1], StoreError)
-    assert str(results[1]) == "the database failed: database or disk is full"
-    assert isinstance(results[1].__cause__, sqlite3.OperationalError)
-    assert type(results[2]) is sqlite3.IntegrityError
-    assert results[0] is False  # its first run was rolled back with the group, not its second
-    assert runs == ["kept", "kept"]
+    kept, refused, full, after = results
+    assert isinstance(full, StoreError)
+    assert str(full) == "the database failed: database or disk is full"
+    assert isinstance(full.__cause__, sqlite3.OperationalError)
+    assert type(refused) is sqlite3.IntegrityError  # its own outcome: not run again
+    assert kept is False  # its first run went back with the group; its second is the one
+    assert after is False
+    # The group ran up to the full unit; the ones without an outcome of their own went again, in
+    # their order.
+    assert runs == ["kept", "duplicate", "fill", "kept", "after"]
     await store._db.execute("PRAGMA max_page_count = 4294967294")
     assert await store.run(lambda tx: tx.seen_event("kept", clock.now())) is True
     assert _count(tmp_path / "test.db", "SELECT COUNT(*) FROM members") == 0  # rolled back
     filler = "filler-00000-" + "x" * 200  # the full unit's first write, rolled back
     assert await store.run(lambda tx: tx.seen_event(filler, clock.now())) is False
+
+
+_ROOT = Path(__file__).resolve().parents[2]
+# Runs in a child process: RLIMIT_FSIZE holds for the whole process.
+_COMMIT_REFUSED = """
+import asyncio, json, os, resource, signal, sys
+from datetime import datetime, UTC
+from storage import sqlite
+
+async def main(path):
+    sqlite.CHECKPOINT_EVERY = 3600  # the WAL only grows: the next commit writes past its end
+    store = await sqlite.SqliteStore.open(path)
+    now = datetime.now(UTC)
+    await store.run(lambda tx: tx.seen_event("first", now))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not the process
+    wal = os.path.getsize(path + "-wal")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (wal, resource.RLIM_INFINITY))
+
+    async def big(tx):
+        for i in range(200):
+            await tx.seen_event(f"k{i}-" + "x" * 300, now)
+
+    results = await asyncio.gather(
+        store.run(lambda tx: tx.seen_event("a", now)), store.run(big),
+        store.run(lambda tx: tx.seen_event("b", now)), return_exceptions=True,
+    )
+    failing = store.failing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    again = await store.run(lambda tx: tx.seen_event("a", now))
+    await store.close()
+    print(json.dumps({"errors": [f"{type(r).__name__}: {r}" for r in results],
+                      "failing": failing, "again": again}))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_a_commit_the_disk_refuses_fails_its_group_as_a_store_failure(tmp_path: Path):
+    """In WAL mode a full disk mostly shows at COMMIT, when the pages are written (here: the
+    file size limit of the process): every unit of the group fails as a StoreFailureError, the
+    store says it is failing (/healthz), and nothing of the group stays."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _COMMIT_REFUSED, str(tmp_path / "limited.db"),
+        stdout=asyncio.subprocess.PIPE, cwd=_ROOT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == 0
+    found = json.loads(out)
+    assert {e.split(":")[0] for e in found["errors"]} == {"StoreFailureError"}
+    assert found["failing"].startswith("the database failed: ")
+    assert found["again"] is False  # "a" was not kept: the group's commit failed whole
 
 
 @pytest.mark.parametrize("turns", [1, 3], ids=["before-it-starts", "while-its-group-runs"])
