@@ -119,9 +119,14 @@ class Reminders:
             return report
 
         try:
-            return await self._store.run(sweep)
+            report = await self._store.run(sweep)
         except _DryRun as dry:
             return dry.report
+        for community, stale in report.digests:  # once committed: a unit may run twice
+            log.info(
+                "digest for %s/%s: %d stale", community.platform, community.community_id, stale
+            )
+        return report
 
     async def _sweep(self, tx: Transaction, report: SweepReport, *, only_when_due: bool) -> None:
         now = self._clock.now()
@@ -198,13 +203,6 @@ class Reminders:
                 )
             ],
             now,
-        )
-        log.info(
-            "digest for %s/%s on %s: %d stale",
-            community.platform,
-            community.community_id,
-            day,
-            len(stale) + more,
         )
 
     async def _recognition(
