@@ -128,8 +128,8 @@ class Dispatcher:
     async def connect_community(self, community: Community) -> None:
         """Register a community an adapter serves, keeping any review channel set up before.
 
-        A new one keeps the operator's TIMEZONE and REMINDER_TIME until `/review setup` sets
-        its own: adapters know neither.
+        A new one is stored with the operator's TIMEZONE and REMINDER_TIME (adapters know
+        neither); `/review setup` changes them, a later change of the settings does not.
         """
         new = dataclasses.replace(
             community, timezone=self._rules.timezone, reminder_time=self._rules.reminder_time
