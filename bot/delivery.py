@@ -150,7 +150,7 @@ class DeliveryWorker:
         for retries scheduled before a restart).
         """
         in_flight: dict[int, asyncio.Task[None]] = {}
-        failed_rounds = 0
+        failed_rounds, failed_with = 0, None  # failures in a row, and the last one's type
         try:
             while True:
                 self._wake.clear()
@@ -160,8 +160,9 @@ class DeliveryWorker:
                     ready = await self._due(self._batch + len(in_flight), skip=skip)
                 except Exception as exc:
                     failed_rounds += 1
-                    if failed_rounds == 1:
+                    if failed_rounds == 1 or type(exc) is not failed_with:  # new: its traceback
                         log.exception("delivery round failed; retrying shortly")
+                        failed_with = type(exc)
                     elif failed_rounds % FAILED_ROUNDS_LOGGED_EVERY == 0:
                         log.error(  # noqa: TRY400 - its traceback went with the first
                             "delivery rounds still failing, %d in a row: %s", failed_rounds, exc
