@@ -40,8 +40,8 @@ _NEW_MESSAGES = frozenset({NoticeKind.RELAY_POST, NoticeKind.CHANNEL_TEXT, Notic
 # (a timeout, a connection dropped after sending): a relay post a little late beats one twice.
 LATE_ANSWER_WAIT = 30.0
 UNAUTHORIZED_LIMIT = 3  # after this many 401s a platform is not called again until restart
-# Rounds that keep failing (a full disk) are logged at the first and then every this many (about
-# a minute apart when idle), not each second into a log that may share the full disk.
+# Rounds that keep failing (a full disk) are logged at the first, then every this many (about a
+# minute apart when idle), not each second into a log that may share the full disk.
 FAILED_ROUNDS_LOGGED_EVERY = 60
 STORE_RETRY = 5.0  # seconds a notice waits after the store failed on it (a full disk)
 
@@ -150,7 +150,7 @@ class DeliveryWorker:
         for retries scheduled before a restart).
         """
         in_flight: dict[int, asyncio.Task[None]] = {}
-        failed_rounds, failed_with = 0, None  # failures in a row, and the last one's type
+        failures = logs.RepeatedFailure(log, "delivery round", every=FAILED_ROUNDS_LOGGED_EVERY)
         try:
             while True:
                 self._wake.clear()
@@ -158,20 +158,11 @@ class DeliveryWorker:
                 try:
                     skip = in_flight.keys() | self._still_cooling()
                     ready = await self._due(self._batch + len(in_flight), skip=skip)
-                except Exception as exc:
-                    failed_rounds += 1
-                    if failed_rounds == 1 or type(exc) is not failed_with:  # new: its traceback
-                        log.exception("delivery round failed; retrying shortly")
-                        failed_with = type(exc)
-                    elif failed_rounds % FAILED_ROUNDS_LOGGED_EVERY == 0:
-                        log.error(  # noqa: TRY400 - its traceback went with the first
-                            "delivery rounds still failing, %d in a row: %s", failed_rounds, exc
-                        )
+                except Exception as exc:  # the store failing (a full disk): tried again soon
+                    failures.failed(exc)
                     ready = []
                 else:
-                    if failed_rounds:
-                        log.info("delivery rounds work again after %d failed", failed_rounds)
-                    failed_rounds = 0
+                    failures.worked()
                 for notice in ready:
                     task = asyncio.create_task(self._deliver(notice), name=f"notice-{notice.id}")
                     in_flight[notice.id] = task

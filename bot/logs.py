@@ -78,6 +78,42 @@ def bind(**fields: Any) -> Iterator[None]:
         _CONTEXT.reset(token)
 
 
+class RepeatedFailure:
+    """A job that may fail at each try while its cause lasts (a full disk: every second), logged
+    so as not to fill that disk: the first failure (and one of a new kind) in full, then a line
+    every `every` failures in a row, and a line when it works again."""
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        what: str,
+        *,
+        every: int,
+        level: int = logging.ERROR,
+        traceback: bool = True,
+    ) -> None:
+        self._log, self._what, self._every = log, what, every
+        self._level, self._traceback = level, traceback
+        self._count = 0
+        self._kind: type[BaseException] | None = None
+
+    def failed(self, exc: Exception) -> None:
+        self._count += 1
+        if self._count == 1 or type(exc) is not self._kind:
+            self._kind = type(exc)
+            info = exc if self._traceback else None
+            self._log.log(self._level, "%s failed: %s", self._what, exc, exc_info=info)
+        elif self._count % self._every == 0:
+            self._log.log(
+                self._level, "%s still failing, %d in a row: %s", self._what, self._count, exc
+            )
+
+    def worked(self) -> None:
+        if self._count:
+            self._log.info("%s works again after %d failed", self._what, self._count)
+            self._count, self._kind = 0, None
+
+
 def hide_quoted(text: str) -> str:
     """`text` with every quoted string replaced by '[text]', except keys, ids and safe values."""
     if "'" not in text and '"' not in text:

@@ -30,6 +30,7 @@ from typing import Any, Generic, Self, TypeVar, cast
 import aiosqlite
 
 from bot.errors import StoreError, StoreFailureError
+from bot.logs import RepeatedFailure
 from storage.base import Transaction
 from storage.migrate import MigrationProgress, migrate, user_version
 from storage.sqlite_transaction import SqliteTransaction
@@ -110,6 +111,10 @@ class SqliteStore:
 
     async def _checkpoint_forever(self) -> None:
         assert self._checkpointer is not None  # noqa: S101 - started only with one
+        # A reader or a backup in the way: next time. A full disk: each second, so logged less.
+        failures = RepeatedFailure(
+            log, "WAL checkpoint", every=60, level=logging.WARNING, traceback=False
+        )
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY)
             try:
@@ -123,8 +128,10 @@ class SqliteStore:
                     await _on_db_thread(
                         self._db, lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     )
-            except sqlite3.Error as exc:  # a reader or a backup in the way: next time
-                log.warning("WAL checkpoint failed: %s", exc)
+            except sqlite3.Error as exc:
+                failures.failed(exc)
+            else:
+                failures.worked()
 
     async def close(self) -> None:
         if self._checkpoints is not None:

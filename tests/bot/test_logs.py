@@ -168,3 +168,23 @@ def test_log_user_text_lets_text_through_but_not_secrets():
         body = {"text": "zz-private-note-zz", "token": "s3cr3t-signing"}
         logging.getLogger("slack_sdk").debug("body: %s", body)
     assert _messages(stream) == ["body: {'text': 'zz-private-note-zz', 'token': '[redacted]'}"]
+
+
+def test_a_repeated_failure_is_logged_first_in_full_then_seldom(caplog):
+    """The first failure and one of a new kind with its traceback; then every `every`th in a
+    row as one line; and once when the job works again, which starts the count over."""
+    failures = logs.RepeatedFailure(logging.getLogger("job"), "the job", every=3)
+    caplog.set_level(logging.INFO, logger="job")
+    full = OSError("disk full")
+    for exc in (full, full, full, full, full, full, ValueError("a bug"), ValueError("a bug")):
+        failures.failed(exc)
+    failures.worked()
+    failures.failed(full)
+    assert [(r.getMessage(), r.exc_info is not None) for r in caplog.records] == [
+        ("the job failed: disk full", True),
+        ("the job still failing, 3 in a row: disk full", False),
+        ("the job still failing, 6 in a row: disk full", False),
+        ("the job failed: a bug", True),
+        ("the job works again after 8 failed", False),
+        ("the job failed: disk full", True),
+    ]

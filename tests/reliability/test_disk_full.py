@@ -96,12 +96,14 @@ async def _worker_outlives_failed_rounds(bot: Harness, monkeypatch: pytest.Monke
             await failed.seen(3)
         assert not worker.done()
         first, *later = failed.records[:3]
-        assert first.getMessage() == "delivery round failed; retrying shortly"
+        assert first.getMessage() == (
+            "delivery round failed: the database failed: database or disk is full"
+        )
         # The traceback: as logged, or as text once `bot.logs` has redacted it.
         assert first.exc_info or first.exc_text
         assert not any(r.exc_info or r.exc_text for r in later)
         assert [r.getMessage() for r in later] == [
-            f"delivery rounds still failing, {n} in a row: the database failed: "
+            f"delivery round still failing, {n} in a row: the database failed: "
             "database or disk is full"
             for n in (2, 4)
         ]
