@@ -221,8 +221,8 @@ async def _store_ok(store: SqliteStore) -> bool:
 
 async def _health_details(store: SqliteStore) -> dict[str, object]:
     details = await _degraded_details(store)
-    if store.failing is not None:
-        details["store_failing"] = store.failing
+    if (failing := store.failing) is not None:  # read once: it can lapse between two reads
+        details["store_failing"] = failing
     return details
 
 
