@@ -18,7 +18,7 @@ import discord
 
 from bot import texts, transitions
 from bot.commands import MAX_RESPONSE
-from bot.model import ButtonAction, Platform, Reply, Request, Status
+from bot.model import ButtonAction, NoticeKind, Platform, Reply, Request, Status
 
 CONTENT_LIMIT: Final = 2000
 TITLE_LIMIT: Final = 256
@@ -236,6 +236,23 @@ def render_text(text: str) -> ChannelText:
 def render_direct(text: str) -> str:
     """A DM (requester news, nudges, refusals of reactions): short text, no pings."""
     return fit(text or ELLIPSIS, CONTENT_LIMIT)
+
+
+def sent_text(kind: NoticeKind, text: str) -> str:
+    """What a text notice (a DM, or channel text) shows once sent: its content, or the embed a
+    long one goes in. `DiscordSender.find` compares it with `text_of` a message."""
+    if kind is NoticeKind.DIRECT:
+        return render_direct(text).strip()
+    sent = render_text(text)
+    return (sent["content"] or sent["embeds"][0].description or "").strip()
+
+
+def text_of(message: discord.Message) -> str:
+    """A message's content, or its first embed's description when it has none (Discord trims
+    the whitespace around content, so both sides are compared trimmed)."""
+    if message.content:
+        return message.content.strip()
+    return next(((e.description or "").strip() for e in message.embeds), "")
 
 
 def render_reply(reply: Reply) -> str:

@@ -4,7 +4,7 @@ One notice, one message call (plus a DM channel lookup for DMs), no retries of o
 outbox owns retries, so every failure becomes a `DeliveryError` saying whether trying again can
 help. New messages carry the outbox row id as their `nonce`; discord.py then asks Discord to
 enforce it, and a resend within minutes of a crash or a timeout returns the message already
-created instead of a second copy; past that a relay post is found by `find` before any resend.
+created instead of a second copy; past that `find` looks for the message before any resend.
 Edits address the message by id (`PartialMessage`), so nothing is fetched first.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Final
 
 import aiohttp
@@ -30,7 +31,10 @@ _PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 405, 413})
 # Unknown Channel, Missing Access, Missing Permissions: the channel is gone or closed to the bot.
 # (Not 50007 "cannot send messages to this user": a closed DM is about one person.)
 CHANNEL_LOST_CODES: Final = frozenset({10003, 50001, 50013})
-HISTORY_LIMIT: Final = 200  # latest messages read when looking for a relay post (two calls)
+HISTORY_LIMIT: Final = 200  # messages read when looking for a message (two calls)
+# How far our clock may be ahead of Discord's: a text is looked for among the messages Discord
+# dated from this long before our first try on (see `find`).
+CLOCK_SKEW: Final = timedelta(seconds=10)
 _UNAUTHORIZED: Final = 401
 _TOO_MANY: Final = 429
 _SERVER: Final = 500
@@ -94,6 +98,10 @@ def _snowflake(value: str, what: str) -> int:
     return int(value)
 
 
+def _user(notice: Notice) -> discord.Object:
+    return discord.Object(id=_snowflake(notice.user_id, "user"))
+
+
 class DiscordSender:
     """Sends notices through a logged-in `discord.Client` (REST only; the gateway may be down)."""
 
@@ -114,30 +122,50 @@ class DiscordSender:
             raise delivery_error(str(notice.kind), exc, to_channel=to_channel) from None
 
     async def find(self, notice: Notice) -> str | None:
-        """A relay post whose answer was lost, found among the channel's latest messages by the
-        request id in its embed: newest first, stopping at our post of an earlier request (a
-        channel's posts go out in request order). Discord keeps a nonce only "for the past few
-        minutes"; this holds after a longer outage too. Other messages are not looked for: the
-        resend's nonce covers a short gap, and past it they may show twice."""
-        if notice.kind is not NoticeKind.RELAY_POST or notice.request is None:
-            return None
-        me = self._client.user
+        """The message of `notice` if an earlier send arrived (its answer lost), looked for in its
+        channel; Discord keeps a nonce only "for the past few minutes", and this holds after a
+        longer outage too.
+
+        A relay post is found among the channel's latest messages by the request id in its embed,
+        newest first, stopping at our post of an earlier request (a channel's posts go out in
+        request order). A text (the digest, a DM) is found by its content among our messages
+        dated from our first try on: the outbox sends a channel's messages in order, so an equal
+        text of ours after that is this one (or, within CLOCK_SKEW before it, an equal text the
+        reader saw just before)."""
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
-                async for message in self._channel(notice).history(limit=HISTORY_LIMIT):
-                    if me is None or message.author.id != me.id:
-                        continue
-                    posted = render.relay_post_request(message)
-                    if posted == notice.request.id:
-                        return str(message.id)
-                    if posted is not None and posted < notice.request.id:
-                        return None
+                return await self._look_for(notice)
         except (discord.DiscordException, TimeoutError, aiohttp.ClientError, OSError) as exc:
-            error = delivery_error("history", exc, to_channel=True)
+            error = delivery_error("history", exc, to_channel=notice.kind is not NoticeKind.DIRECT)
             if error.retryable:
                 raise error from None
             # No Read Message History, say: that says nothing about posting there.
             log.warning("cannot look for notice %s (%s); sending it again", notice.id, error)
+        return None
+
+    async def _look_for(self, notice: Notice) -> str | None:
+        me = self._client.user
+        if me is None:
+            return None
+        if notice.kind is NoticeKind.RELAY_POST and notice.request is not None:
+            async for message in self._channel(notice).history(limit=HISTORY_LIMIT):
+                posted = render.relay_post_request(message) if message.author.id == me.id else None
+                if posted == notice.request.id:
+                    return str(message.id)
+                if posted is not None and posted < notice.request.id:
+                    return None
+            return None
+        if notice.kind in (NoticeKind.CHANNEL_TEXT, NoticeKind.DIRECT) and notice.sending_since:
+            channel: discord.abc.Messageable = (
+                await self._client.create_dm(_user(notice))
+                if notice.kind is NoticeKind.DIRECT
+                else self._channel(notice)
+            )
+            expected = render.sent_text(notice.kind, notice.text)
+            after = notice.sending_since - CLOCK_SKEW
+            async for message in channel.history(limit=HISTORY_LIMIT, after=after):
+                if message.author.id == me.id and render.text_of(message) == expected:
+                    return str(message.id)
         return None
 
     async def _send(self, notice: Notice) -> str | None:
@@ -174,8 +202,7 @@ class DiscordSender:
                 return None
             case NoticeKind.DIRECT | NoticeKind.EPHEMERAL:
                 # Discord has no ephemeral message outside an interaction: a short DM it is.
-                user = discord.Object(id=_snowflake(notice.user_id, "user"))
-                channel = await self._client.create_dm(user)
+                channel = await self._client.create_dm(_user(notice))
                 await channel.send(render.render_direct(notice.text), nonce=nonce)
                 return None
 

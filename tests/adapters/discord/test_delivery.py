@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from adapters.discord import send
+from adapters.discord.render import CONTENT_LIMIT
 from bot.delivery import LATE_ANSWER_WAIT
-from bot.model import Notice, NoticeKind, Platform
+from bot.model import Notice, NoticeKind, Outgoing, Platform
 from tests.adapters.discord.conftest import DiscordHarness
 from tests.fakes.discord_payloads import FakeUser, error_body
 
@@ -92,6 +94,78 @@ async def test_the_search_stops_at_an_earlier_post_of_ours(bot: DiscordHarness) 
     assert await bot.adapter.sender.find(notice) is None
 
     assert bot.fake.hits(f"GET /channels/{bot.reviews}/messages") == 1
+
+
+async def test_a_dm_whose_answer_was_lost_is_found_after_discord_forgot_its_nonce(
+    bot: DiscordHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discord created the requester's DM but the answer was lost, and the retry comes after
+    Discord stopped de-duplicating its nonce: it is found in the DM by its text, not sent twice."""
+    bot.fake.nonce_ttl = 0  # forgotten at once: a resend would make a second DM
+    await bot.slash("alice", "ask", link=LINK)
+    await bot.deliver()
+    (post,) = bot.posts()
+    bot.fake.slow_next("POST", "/channels/*/messages", delay=0.3)  # the DM; the edit is a PATCH
+    await bot.react("bob", post["id"], "👀")
+    with monkeypatch.context() as patch:
+        patch.setattr(send, "CALL_TIMEOUT", 0.1)
+        await bot.deliver()  # the DM times out: retryable
+    dm = bot.fake.dm_channel_for(bot.user("alice"))
+    await bot.fake.wait_for(f"POST /channels/{dm}/messages")
+    bot.clock.advance(seconds=LATE_ANSWER_WAIT + 5)
+    await bot.deliver()
+    assert len(bot.dms("alice")) == 1
+    assert len(bot.fake.requests_matching(f"POST /channels/{dm}/messages")) == 1
+    assert stat(bot, "found") == 1
+
+
+@pytest.mark.parametrize("length", [60, CONTENT_LIMIT + 500], ids=["content", "embed"])
+async def test_a_digest_whose_answer_was_lost_is_found_after_discord_forgot_its_nonce(
+    bot: DiscordHarness, monkeypatch: pytest.MonkeyPatch, length: int
+) -> None:
+    """The same for channel text (the daily digest), short or long enough to go in an embed."""
+    bot.fake.nonce_ttl = 0
+    text = ("Waiting for a review: #1 https://example.com/draft " * 60)[:length]
+    digest = Outgoing(
+        kind=NoticeKind.CHANNEL_TEXT,
+        platform=Platform.DISCORD,
+        community_id=bot.guild.id,
+        channel_id=bot.reviews,
+        text=text,
+    )
+    await bot.core.store.run(lambda tx: tx.enqueue([digest], bot.clock.now()))
+    bot.fake.slow_next("POST", f"/channels/{bot.reviews}/messages", delay=0.3)
+    with monkeypatch.context() as patch:
+        patch.setattr(send, "CALL_TIMEOUT", 0.1)
+        await bot.deliver()
+    await bot.fake.wait_for(f"POST /channels/{bot.reviews}/messages")
+    bot.clock.advance(seconds=LATE_ANSWER_WAIT + 5)
+    await bot.deliver()
+    assert len(bot.posts()) == 1
+    assert len(bot.fake.requests_matching(f"POST /channels/{bot.reviews}/messages")) == 1
+    assert stat(bot, "found") == 1
+
+
+async def test_a_text_is_looked_for_only_from_its_first_try_on(bot: DiscordHarness) -> None:
+    """Only our own message with the same text counts, dated (by Discord) no earlier than
+    CLOCK_SKEW before the notice's first try: an equal text before that was another notice."""
+    text = "No stale requests today."
+    ours = await bot.fake.post_as(bot.reviews, bot.fake.bot, {"content": text})
+    await bot.fake.post_as(bot.reviews, FakeUser(username="pat"), {"content": text})
+    now = datetime.now(UTC)
+    notice = Notice(
+        id=7,
+        kind=NoticeKind.CHANNEL_TEXT,
+        platform=Platform.DISCORD,
+        community_id=bot.guild.id,
+        channel_id=bot.reviews,
+        text=text,
+        sending_since=now,
+    )
+    assert await bot.adapter.sender.find(notice) == ours["id"]
+    later = now + send.CLOCK_SKEW + timedelta(seconds=5)
+    assert await bot.adapter.sender.find(replace(notice, sending_since=later)) is None
+    assert await bot.adapter.sender.find(replace(notice, text="Something else.")) is None
 
 
 async def test_missing_permission_is_dead_lettered(bot: DiscordHarness) -> None:
