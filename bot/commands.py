@@ -214,6 +214,8 @@ _DANGEROUS_SCHEMES = ("javascript:", "data:", "file:", "vbscript:", "mailto:", "
 # Dot-separated labels, none empty, none starting or ending with "-" (IPv4 matches too).
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\.?")
+# A link without its scheme, as people paste it: example.com/draft, docs.google.com/d/1.
+_BARE_LINK = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}(/\S*)?", re.IGNORECASE)
 _NO_LINK = "Add a link to what you want reviewed, e.g. /review https://example.com/draft."
 VERBS = (
     "ask",
@@ -493,6 +495,10 @@ def parse(text: str) -> Command | UsageError:
         case "help":
             return Help()
     shown = clean_text(head, 30)
+    if head.startswith("#"):  # topics first: the link is missing
+        return UsageError(_NO_LINK)
+    if _BARE_LINK.fullmatch(head):
+        return UsageError(f"Links start with https:// (or http://): add it before '{shown}'.")
     return UsageError(
         f"I don't know '{shown}'. Try /review help, or /review <link> to ask for a review."
     )

@@ -106,9 +106,7 @@ def stats_text(ledger: Ledger, helpers: list[tuple[Member, int]], viewer: tuple[
 
 def helped_list(helpers: list[tuple[Member, int]], viewer: tuple[str, str] | None) -> str:
     return ", ".join(
-        texts.HELPED.format(
-            name=texts.who(m, viewer), count=n, people="person" if n == 1 else "people"
-        )
+        texts.HELPED.format(name=texts.who(m, viewer), count=n, s=texts.plural(n))
         for m, n in helpers
     )
 

@@ -16,7 +16,7 @@ STATS_OWN = (
 )
 STATS_HELPERS = "Thank you, this month's reviewers: {names}."
 STATS_NO_HELPERS = "No reviews finished in the last 30 days yet: be the first!"
-HELPED = "{name} helped {count} {people}"
+HELPED = "{name} ({count} review{s})"
 QUIET_ON = "Quiet hours set: no notifications {start}-{end} ({tz})."
 QUIET_OFF = "Quiet hours off."
 RENOTIFIED = "Asked {count} more volunteer{s} to look at request #{id}."
@@ -119,10 +119,11 @@ CHANGED_MEANWHILE = "Request #{id} changed meanwhile; please try again."
 ALREADY_YOURS = "You already hold request #{id}."
 ALREADY_CLAIMED = "Request #{id} is already claimed by {name}."
 NOT_OPEN = "Request #{id} is {status}, so it cannot be claimed."
+NOT_OPEN_NUDGE = "Request #{id} is {status}; only open requests can be re-announced."
 OWN_REQUEST = "You cannot review your own request #{id}."
 NOT_CLAIMED = "Request #{id} is {status}, not claimed."
 NOT_CLAIMER = "Request #{id} is held by {name}; only they (or an admin) can do that."
-NOT_REQUESTER = "Only the person who asked (or an admin) can cancel request #{id}."
+NOT_REQUESTER = "Only the person who asked (or an admin) can cancel or close request #{id}."
 NOT_ACTIVE = "Request #{id} is already {status}."
 NOT_REQUESTER_REOPEN = "Only the person who asked (or an admin) can reopen request #{id}."
 NOT_EXPIRED = "Request #{id} is {status}; only expired requests can be reopened."
@@ -188,6 +189,13 @@ def status_text(request: Request, viewer: tuple[str, str] | None = None) -> str:
         return SEVERAL_STATUS.format(status=request.status, holders=holders(request, viewer))
     claimer = who(request.claimer, viewer) if request.claimer else "?"
     return STATUS_WORDS[request.status].format(claimer=claimer)
+
+
+def state(request: Request) -> str:
+    """The one word for where a request stands: a cancel with a reason is a close."""
+    if request.status is Status.CANCELLED and request.response:
+        return "closed"
+    return str(request.status)
 
 
 def who(member: Member, viewer: tuple[str, str] | None = None) -> str:

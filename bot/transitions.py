@@ -61,7 +61,7 @@ def decide(
                 names = texts.names(request.claimers)
                 return Refusal(texts.ALREADY_CLAIMED.format(id=request.id, name=names))
             if status is not Status.OPEN:
-                return Refusal(texts.NOT_OPEN.format(id=request.id, status=status))
+                return Refusal(texts.NOT_OPEN.format(id=request.id, status=texts.state(request)))
             if is_requester:
                 return Refusal(texts.OWN_REQUEST.format(id=request.id))
             full = len(request.claimers) + 1 >= request.wanted
@@ -85,7 +85,7 @@ def decide(
             if not (is_requester or is_admin):
                 return Refusal(texts.NOT_REQUESTER.format(id=request.id))
             if status not in ACTIVE_STATUSES:
-                return Refusal(texts.NOT_ACTIVE.format(id=request.id, status=status))
+                return Refusal(texts.NOT_ACTIVE.format(id=request.id, status=texts.state(request)))
             return Transition(status, Status.CANCELLED)
         case Action.EXPIRE:
             if status is not Status.OPEN or request.holding:

@@ -143,17 +143,17 @@ async def renotify(ctx: Context, request_id: int) -> Reply:
     tx, now = ctx.tx, ctx.now
     request = await own_request(ctx, request_id)
     if request.status is not Status.OPEN:
-        raise Refused(texts.NOT_OPEN.format(id=request_id, status=request.status))
+        raise Refused(texts.NOT_OPEN_NUDGE.format(id=request_id, status=texts.state(request)))
     if not await tx.claim_renotify(request_id, now - RENOTIFY_EVERY, now):
         raise Refused(texts.RENOTIFY_DAILY.format(id=request_id))
     already = frozenset(await tx.notified_for(request_id))
     chosen, paused = await choose(ctx, request, exclude=already)
+    if not chosen:  # a refusal changes nothing: the day's nudge is not used up
+        raise Refused(texts.RENOTIFY_NOBODY.format(id=request_id))
     topics = " ".join(f"#{t}" for t in request.topics)
     text = texts.RENOTIFY_DM.format(id=request_id, link=request.link, topics=topics)
     notices = [effects.direct(v.member, text) for v in chosen if v.member.platform in ctx.platforms]
     await tx.enqueue(notices + paused, now)
-    if not chosen:
-        return Reply(texts.RENOTIFY_NOBODY.format(id=request_id))
     await tx.mark_notified([v.person_id for v in chosen], now, request_id)
     return Reply(
         texts.RENOTIFIED.format(id=request_id, count=len(chosen), s=texts.plural(len(chosen)))

@@ -50,6 +50,8 @@ async def close_enough(ctx: Context, request_id: int) -> Reply:
 async def snooze(ctx: Context, request_id: int) -> Reply:
     """ "Still on it": restart the claimer's nudge clock."""
     if not await ctx.tx.snooze(request_id, ctx.member.person_id, ctx.now):
+        if await ctx.tx.request(request_id) is None:
+            raise Refused(texts.UNKNOWN_REQUEST.format(id=request_id))
         raise Refused(texts.NOT_YOURS_TO_SNOOZE.format(id=request_id))
     return Reply(texts.SNOOZED.format(id=request_id))
 

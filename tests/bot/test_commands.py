@@ -141,6 +141,23 @@ def test_parse_refuses_unknown_verb_naming_it() -> None:
     assert "'frobnicate'" in refused(parse("frobnicate 12"))
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("#python please look", "Add a link to what you want reviewed"),
+        (
+            "example.com/draft #python",
+            "Links start with https:// (or http://): add it before 'example.com/draft'.",
+        ),
+        ("docs.google.com/d/1", "Links start with https://"),
+        ("v2.0", "I don't know 'v2.0'"),
+    ],
+)
+def test_parse_says_what_is_missing_from_a_link(text: str, expected: str) -> None:
+    """Topics without a link, or a link without its scheme, get a hint, not "I don't know"."""
+    assert refused(parse(text)).startswith(expected)
+
+
 def test_parse_treats_other_schemes_as_refused_links() -> None:
     """Text that starts with a non-http scheme is refused as a link, not as an unknown verb."""
     assert "http" in refused(parse("javascript:alert(1) #python"))

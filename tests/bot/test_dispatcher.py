@@ -180,7 +180,7 @@ async def test_cancel_only_by_the_requester(dispatcher, posted, clock, worker, s
     """The requester may cancel; the claimer is told; others are refused."""
     await dispatcher.handle(command("claim 1", "vera", clock=clock))
     refused = await dispatcher.handle(command("cancel 1", "sam", clock=clock))
-    assert refused.text == "Only the person who asked (or an admin) can cancel request #1."
+    assert refused.text == "Only the person who asked (or an admin) can cancel or close request #1."
     sender.sent.clear()
     reply = await dispatcher.handle(command("cancel 1", "riley", clock=clock))
     await worker.drain()

@@ -45,7 +45,7 @@ async def test_stats_show_your_balance_and_thank_the_months_helpers(dispatcher, 
         "You have reviewed 0 requests (0 in the last 30 days) and received "
         "2 reviews (2 in the last 30 days)."
     )
-    assert "vera helped 2 people, sam helped 1 person" in text
+    assert "vera (2 reviews), sam (1 review)" in text
 
 
 def test_quiet_hours_wrap_past_midnight():
@@ -138,7 +138,8 @@ async def test_thanks_reaction_reaches_the_reviewer_once(dispatcher, worker, sen
 
 
 async def test_nudge_asks_new_volunteers_once_a_day(dispatcher, worker, sender, clock):
-    """`nudge` re-notifies volunteers not asked yet, only for the requester, once per day."""
+    """`nudge` re-notifies volunteers not asked yet, only for the requester, once per day; a
+    nudge that reached nobody does not use up the day."""
     for name in ("vera", "sam", "lee", "kim"):
         await _say(dispatcher, clock, "volunteer python", name)
     await _say(dispatcher, clock, "https://example.com/a #python", "riley")  # asks 3 of 4
@@ -154,6 +155,15 @@ async def test_nudge_asks_new_volunteers_once_a_day(dispatcher, worker, sender, 
     clock.advance(days=1, minutes=1)
     assert await _say(dispatcher, clock, "nudge 1", "riley") == (
         "Nobody else is available for request #1 right now; it stays in the digest."
+    )
+    await _say(dispatcher, clock, "volunteer python", "ada")
+    assert await _say(dispatcher, clock, "nudge 1", "riley") == (
+        "Asked 1 more volunteer to look at request #1."
+    )
+    await _say(dispatcher, clock, "claim 1", "ada")
+    clock.advance(days=1, minutes=1)
+    assert await _say(dispatcher, clock, "nudge 1", "riley") == (
+        "Request #1 is claimed; only open requests can be re-announced."
     )
 
 
@@ -171,6 +181,12 @@ async def test_close_enough_ends_the_request_and_tells_the_claimer(
     assert (request.status, request.response) == (Status.CANCELLED, "got enough feedback")
     await worker.drain()
     assert _dms(sender, "vera") == ["Request #1 that you held was cancelled by the requester."]
+    assert await _say(dispatcher, clock, "close 1 enough", "riley") == (
+        "Request #1 is already closed."
+    )
+    assert await _say(dispatcher, clock, "claim 1", "sam") == (
+        "Request #1 is closed, so it cannot be claimed."
+    )
 
 
 async def test_takers_get_a_hint_newcomers_do_not(dispatcher, clock):
@@ -199,7 +215,7 @@ async def test_monthly_thank_you_post_on_the_first(dispatcher, worker, sender, s
     await worker.drain()
     assert len(report.recognitions) == 1
     [post] = [n for n in sender.sent if n.kind is NoticeKind.CHANNEL_TEXT]
-    assert post.text.startswith("Thank you to last month's reviewers: vera helped 1 person.")
+    assert post.text.startswith("Thank you to last month's reviewers: vera (1 review).")
 
 
 def _waiting(request_id, person_id, hours_ago):

@@ -262,6 +262,8 @@ async def test_snooze_restarts_the_nudge_clock(dispatcher, worker, sender, store
     assert report.nudged == []
     refused = await dispatcher.handle(command("snooze 1", "sam", at=clock.now()))
     assert refused.text == "You do not hold request #1."
+    unknown = await dispatcher.handle(command("snooze 99", "sam", at=clock.now()))
+    assert unknown.text == "There is no request #99."
 
 
 async def test_expiry_tells_the_requester_who_can_reopen(dispatcher, worker, sender, store, clock):

@@ -78,8 +78,7 @@ def _success(command: str, request_id: int) -> Callable[[str], bool]:
         return lambda reply: reply == expected
     patterns = {
         "claim": rf"You claimed request #{request_id}: ",
-        "nudge": rf"(Asked \d+ more volunteers? to look at|Nobody else is available for) "
-        rf"request #{request_id}",
+        "nudge": rf"Asked \d+ more volunteers? to look at request #{request_id}",
         "setup": "This channel is now the review channel",
     }
     return lambda reply: re.match(patterns[command], reply) is not None
@@ -141,6 +140,8 @@ async def _prepare(
     opened = re.match(r"Request #(\d+) is open", reply)
     assert opened, reply
     request_id = int(opened.group(1))
+    if state is Status.OPEN:  # someone not told of it yet, for a nudge to ask
+        await say("other", "volunteer python")
     if state is Status.CLAIMED:
         assert (await say("claimer", f"claim {request_id}")).startswith("You claimed")
     if state is Status.EXPIRED:  # as the daily expiry leaves it
