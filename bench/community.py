@@ -20,10 +20,10 @@ Policies, each notifying 3 volunteers per request (`Rules.notify_limit`):
 - round robin: the next 3 eligible volunteers after the last one notified;
 - load balancing: the 3 eligible with the fewest claims in 30 days (ties at random);
 - ours: the bot's own `bot.usecases.asking.choose` (auto-pause after 3 ignored notifications,
-  then `bot.matching.rank`) over an in-memory transaction, with the digest and list in
-  `bot.reciprocity.queue_order` order: age only (RECIPROCITY=off), or givers first (soft). As the
-  store does (migration 0008), a notification of a request someone else claimed does not count
-  as ignored;
+  the first a day old, then `bot.matching.rank`) over an in-memory transaction, with the digest
+  and list in `bot.reciprocity.queue_order` order: age only (RECIPROCITY=off), or givers first
+  (soft). As the store does (migration 0008), a notification of a request someone else claimed
+  does not count as ignored;
 - a what-if of ours (soft): no auto-pause at all.
 Eligible, for every policy: `bot.matching.is_eligible` (shares a topic, not the requester, not
 paused, under capacity, not in quiet hours). Auto-paused volunteers resume after ~2 days with
@@ -132,6 +132,7 @@ class Person:
     claimed_at: deque[float] = field(default_factory=deque)  # minutes, for the 30-day load
     last_notified: datetime | None = None
     ignored: int = 0
+    ignored_since: datetime | None = None  # the first notification of the streak
     pending: set[int] = field(default_factory=set)  # requests behind `ignored` (what-if row)
     paused_until: datetime | None = None
     # the ledger
@@ -357,6 +358,7 @@ class Simulation:
             last_notified_at=p.last_notified,
             quiet=p.quiet,
             ignored_streak=p.ignored,
+            ignored_since=p.ignored_since,
         )
 
     def ledger(self, p: Person) -> Ledger:
@@ -427,6 +429,8 @@ class Simulation:
             if pid == ask.requester.pid:
                 self.violations.append(f"request {ask.request.id}: requester {pid} notified")
             p.notified += 1
+            if p.ignored == 0:  # as `mark_notified` does
+                p.ignored_since = now
             p.ignored += 1
             p.pending.add(ask.request.id)
             p.last_notified = now

@@ -106,6 +106,7 @@ class Volunteer:
     last_notified_at: datetime | None = None
     quiet: QuietHours | None = None
     ignored_streak: int = 0  # notifications in a row with no claim since
+    ignored_since: datetime | None = None  # when the first of those was sent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

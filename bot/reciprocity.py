@@ -16,6 +16,7 @@ from storage.base import Transaction
 LOAD_WINDOW = timedelta(days=30)
 NEWCOMER_REQUESTS = 3  # a person's first requests are never met with a hint
 TAKE_GAP = 3  # received this many more reviews than given before we suggest giving back
+IGNORED_AFTER = timedelta(days=1)  # how long a notification may wait before it counts as ignored
 SUGGESTIONS = 2
 # Waiting requests weighed for the order, oldest first: a list or digest shows fewer, and a giver's
 # request behind this many older ones waits for those to go, as it did before soft reciprocity.
@@ -32,12 +33,16 @@ def load_window_start(now: datetime) -> datetime:
 def silent(
     candidates: list[Volunteer], request: Request, now: datetime, *, after: int
 ) -> list[Volunteer]:
-    """Eligible volunteers who ignored `after` notifications in a row: pause them, not ping."""
+    """Eligible volunteers who ignored `after` notifications in a row, the first of them at
+    least IGNORED_AFTER ago: pause them, not ping. (Four requests in a minute are no sign of
+    anything.)"""
     topics = frozenset(request.topics)
     return [
         v
         for v in candidates
         if v.ignored_streak >= after
+        and v.ignored_since is not None
+        and v.ignored_since <= now - IGNORED_AFTER
         and matching.is_eligible(
             v, topics=topics, requester_person_id=request.requester.person_id, now=now
         )

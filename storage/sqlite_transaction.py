@@ -72,6 +72,7 @@ LEFT JOIN members cm ON cm.platform = r.claimer_platform AND cm.community_id = r
 _VOLUNTEER_FIELDS = """
 SELECT v.person_id, v.platform, v.community_id, v.user_id, v.max_open_claims, v.paused_until,
        v.last_notified_at, v.quiet_start, v.quiet_end, v.quiet_tz, v.ignored_streak,
+       v.ignored_since,
        m.display_name,
        (SELECT group_concat(t.topic, ' ') FROM volunteer_topics t WHERE t.person_id = v.person_id)
            AS topics,"""
@@ -119,7 +120,7 @@ _NO_RECENT_COUNT = "9999"  # a `since` later than any claim: single lookups skip
 # Every volunteer column but the key, for copying a volunteer to another person.
 _VOLUNTEER_COLUMNS = (
     "platform, community_id, user_id, max_open_claims, paused_until, last_notified_at, "
-    "quiet_start, quiet_end, quiet_tz, ignored_streak"
+    "quiet_start, quiet_end, quiet_tz, ignored_streak, ignored_since"
 )
 
 _TRANSITION_SQL: dict[Status, str] = {
@@ -237,6 +238,7 @@ def _row_to_volunteer(row: sqlite3.Row) -> Volunteer:
         if row["quiet_start"]
         else None,
         ignored_streak=row["ignored_streak"],
+        ignored_since=_dt(row["ignored_since"]),
     )
 
 
@@ -814,9 +816,10 @@ class SqliteTransaction:
         self, person_ids: Sequence[int], at: datetime, request_id: int | None = None
     ) -> None:
         await self._run(
-            "UPDATE volunteers SET last_notified_at = ?, ignored_streak = ignored_streak + 1 "
+            "UPDATE volunteers SET last_notified_at = ?, ignored_streak = ignored_streak + 1, "
+            "ignored_since = CASE WHEN ignored_streak = 0 THEN ? ELSE ignored_since END "
             f"WHERE person_id IN ({_placeholders(person_ids)})",
-            (_ts(at), *person_ids),
+            (_ts(at), _ts(at), *person_ids),
         )
         if request_id is not None:
             self._db.executemany(

@@ -111,6 +111,11 @@ async def test_three_ignored_notifications_pause_a_volunteer(store, clock, worke
     for i in range(3):
         reply = await _say(dispatcher, clock, f"https://example.com/{i} #python", "riley")
         assert reply.endswith("1 volunteer notified.")
+    # A fourth within the day: vera has not had the time to look, so she is asked again.
+    clock.advance(hours=23)
+    soon = await _say(dispatcher, clock, "https://example.com/soon #python", "riley")
+    assert soon.endswith("1 volunteer notified.")
+    clock.advance(hours=1)  # the first of her four is a day old now
     fourth = await _say(dispatcher, clock, "https://example.com/4 #python", "riley")
     assert fourth.endswith("0 volunteers notified.")
     await worker.drain()
@@ -335,6 +340,7 @@ async def test_a_request_someone_else_took_was_not_ignored(store, clock, worker,
     await _say(dispatcher, clock, "cancel 5", "riley")
     for i in range(3):  # nobody takes these: vera and sam ignore three in a row
         await _say(dispatcher, clock, f"https://example.com/open{i} #python", "riley")
+    clock.advance(days=1)
     last = await _say(dispatcher, clock, "https://example.com/late #python", "riley")
     assert last.endswith("0 volunteers notified.")
     await worker.drain()
