@@ -66,7 +66,27 @@ def _messages(
                 (requester, texts.AUTO_RELEASED_REQUESTER.format(id=after.id)),
             ]
         case Action.RELEASE:
-            return [(requester, texts.DM_RELEASED.format(name=name, id=after.id))]
+            return [
+                (requester, texts.DM_RELEASED.format(name=name, id=after.id)),
+                *(
+                    (m, texts.DM_RELEASED_YOURS.format(name=_seen_by(actor, m), id=after.id))
+                    for m in _ended_by_another(ended, actor)
+                ),
+            ]
+        case Action.DONE if actor is not None and _ended_by_another(ended, actor):
+            # An admin closed someone's review: the words (if any) are the admin's, not theirs.
+            reviewers = texts.names(ended, seen_by_requester)
+            template = texts.DM_DONE_BY_RESPONSE if response else texts.DM_DONE_BY
+            text = template.format(
+                name=name, id=after.id, link=after.link, reviewers=reviewers, response=response
+            )
+            return [
+                (requester, text),
+                *(
+                    (m, texts.DM_DONE_YOURS.format(name=_seen_by(actor, m), id=after.id))
+                    for m in _ended_by_another(ended, actor)
+                ),
+            ]
         case Action.DONE:
             reviewer = texts.names(ended, seen_by_requester) or name
             if several:
@@ -90,6 +110,15 @@ def _messages(
                 (requester, texts.EXPIRED_REQUESTER.format(id=after.id, link=after.link, days=days))
             ]
     return []
+
+
+def _ended_by_another(ended: list[Member], actor: Member | None) -> list[Member]:
+    """The claims a transition ended that were not the actor's own (an admin's override)."""
+    return [m for m in ended if actor is not None and m.person_id != actor.person_id]
+
+
+def _seen_by(actor: Member | None, member: Member) -> str:
+    return texts.who(actor, (member.platform, member.community_id)) if actor else "reviewrelay"
 
 
 async def post_updates(tx: Transaction, request_id: int, now: datetime) -> list[Outgoing]:

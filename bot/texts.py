@@ -155,6 +155,11 @@ DM_DONE_SLOT = "{name} finished reviewing your request #{id} ({link}): {done} of
 DM_DONE_SLOT_RESPONSE = (
     "{name} finished reviewing your request #{id} ({link}), {done} of {wanted} done: {response}"
 )
+# An admin acting on someone else's claim: the reviewer hears it, and the requester hears who.
+DM_RELEASED_YOURS = "{name} released your claim on request #{id}; it is open again."
+DM_DONE_YOURS = "{name} marked your review of request #{id} done."
+DM_DONE_BY = "{name} marked your request #{id} ({link}) done for {reviewers}."
+DM_DONE_BY_RESPONSE = "{name} marked your request #{id} ({link}) done for {reviewers}: {response}"
 DM_CANCELLED_CLAIMER = "Request #{id} that you held was cancelled by the requester."
 
 DIGEST_HEAD = "Waiting for a reviewer ({count}):"

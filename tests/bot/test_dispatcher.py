@@ -161,6 +161,39 @@ async def test_done_by_someone_else_is_refused(dispatcher, posted, clock):
     assert reply.text == "Request #1 is held by vera; only they (or an admin) can do that."
 
 
+async def test_an_admin_acting_on_a_claim_tells_the_reviewer_and_names_itself(
+    dispatcher, posted, clock, worker, sender
+):
+    """An admin who releases or completes someone's claim: the reviewer is told, and the
+    requester hears who did it, with the admin's words as the admin's, not the reviewer's."""
+
+    def dms(to: str) -> list[str]:
+        return [n.text for n in sender.sent if n.kind is NoticeKind.DIRECT and n.user_id == to]
+
+    await dispatcher.handle(command("claim 1", "vera", clock=clock))
+    await dispatcher.handle(command("release 1", "boss", admin=True, clock=clock))
+    await worker.drain()
+    assert dms("vera")[-1] == "boss released your claim on request #1; it is open again."
+    assert dms("riley")[-1] == "boss released your request #1; it is open again."
+
+    await dispatcher.handle(command("claim 1", "sam", clock=clock))
+    await dispatcher.handle(command("done 1 stale, closing", "boss", admin=True, clock=clock))
+    await worker.drain()
+    assert dms("sam")[-1] == "boss marked your review of request #1 done."
+    assert dms("riley")[-1] == (
+        "boss marked your request #1 (https://example.com/d) done for sam: stale, closing"
+    )
+
+    await dispatcher.handle(command("https://example.com/e #python", "riley", clock=clock))
+    await dispatcher.handle(command("claim 2", "sam", clock=clock))
+    await dispatcher.handle(command("done 2 thanks!", "sam", clock=clock))
+    await worker.drain()
+    assert (
+        dms("riley")[-1]
+        == "sam finished reviewing your request #2 (https://example.com/e): thanks!"
+    )
+
+
 async def test_ticking_a_post_you_do_not_hold_changes_nothing(dispatcher, posted, clock):
     """✅ from anyone but the claimer is ignored."""
     await dispatcher.handle(reaction(posted, "eyes", "vera", clock=clock))
