@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.dispatcher import Rules
@@ -52,27 +52,37 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _blank_is_unset(value: object) -> object:
+    # env_ignore_empty drops `NAME=`; this catches `NAME="  "` too.
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 Url = Annotated[str, AfterValidator(_http_url)]
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_unset)]
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_unset)]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty `NAME=` (as a copied .env.example may have) means unset, in .env and environment.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     database_url: Annotated[str, AfterValidator(_database_url)] = "sqlite:///reviewrelay.db"
     http_host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on all interfaces
     http_port: int = Field(default=3000, ge=0, le=65535)
 
-    slack_bot_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
+    slack_bot_token: OptionalSecret = None
+    slack_signing_secret: OptionalSecret = None
+    slack_app_token: OptionalSecret = None
     slack_api_url: Url = "https://slack.com/api/"
-    slack_review_channel: str | None = None
+    slack_review_channel: OptionalText = None
 
-    discord_bot_token: SecretStr | None = None
+    discord_bot_token: OptionalSecret = None
     discord_api_url: Url = "https://discord.com/api/v10"
     discord_gateway_url: Url = "wss://gateway.discord.gg/"
-    discord_review_channel_id: str | None = None
-    discord_guild_id: str | None = None
+    discord_review_channel_id: OptionalText = None
+    discord_guild_id: OptionalText = None
 
     timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
     reminder_time: Annotated[str, AfterValidator(_clock_time)] = "09:00"
