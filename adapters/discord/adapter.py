@@ -3,7 +3,9 @@
 `start` logs in (REST: GET /users/@me and /oauth2/applications/@me, then the command sync check),
 runs `client.connect()` in a background task in the running loop, and returns once the first
 session is ready, or raises a clear error. discord.py reconnects and RESUMEs on its own from then
-on; `connected` follows the gateway session for /healthz.
+on; `connected` follows the gateway session for /healthz. A stop, or a failed start, closes the
+client for good, so the next start makes a new one (`client` is always the current one) and
+hands it to the same `sender`, which the delivery worker holds.
 
 discord.py reads its REST base and gateway address from two class attributes, so they are
 process-wide: `start` sets both from the settings every time (the defaults equal discord.py's own,
@@ -56,13 +58,16 @@ class DiscordAdapter:
             msg = f"DISCORD_GUILD_ID: '{settings.discord_guild_id}' is not a Discord id"
             raise ConfigError(msg)
         self._settings = settings
+        self._clock = clock
+        self._client_class = client_class
+        self._guild_ready_timeout = guild_ready_timeout
         self._ready_timeout = ready_timeout
         self._backoff = backoff or StartBackoff(None, clock)
-        self.client = client_class(
-            settings=settings, clock=clock, guild_ready_timeout=guild_ready_timeout
-        )
+        self.client = self._new_client()
+        # The core keeps this sender for good, so a fresh client is handed to it, not replaced.
+        self._sender = DiscordSender(self.client)
         # Typed as the port: Adapter.sender is a mutable protocol member, hence invariant.
-        self.sender: Sender = DiscordSender(self.client)
+        self.sender: Sender = self._sender
         self._runner: asyncio.Task[None] | None = None
         self._stable: asyncio.TimerHandle | None = None
         self._previous_urls: tuple[str, yarl.URL] | None = None
@@ -79,6 +84,11 @@ class DiscordAdapter:
             raise ConfigError(msg)
         await self._backoff.before_start()
         self._point_discord_py_at_settings()
+        if self.client.is_closed():
+            # discord.py cannot log a closed client in again (its HTTP client keeps the closed
+            # connector, discord.py #9121), and a failed start closes it too.
+            self.client = self._new_client()
+            self._sender.use(self.client)
         self.client.bind(inbox)
         try:
             await self.client.login(token.get_secret_value())
@@ -96,6 +106,13 @@ class DiscordAdapter:
         self._stable = asyncio.get_running_loop().call_later(STABLE_AFTER, self._backoff.succeeded)
         log.info(
             "discord connected as %s in %d guild(s)", self.client.user, len(self.client.guilds)
+        )
+
+    def _new_client(self) -> ReviewClient:
+        return self._client_class(
+            settings=self._settings,
+            clock=self._clock,
+            guild_ready_timeout=self._guild_ready_timeout,
         )
 
     async def _wait_ready(self) -> None:

@@ -110,7 +110,19 @@ class DiscordSender:
     def __init__(self, client: discord.Client) -> None:
         self._client = client
 
+    def use(self, client: discord.Client) -> None:
+        """Send through `client` from now on: the adapter's new one after a restart."""
+        self._client = client
+
+    def _check_logged_in(self) -> None:
+        # Between a failed start and the next, the client is closed or not logged in yet; a call
+        # would fail inside discord.py ("Session is closed") and look like a bug of ours.
+        if self._client.is_closed() or self._client.user is None:
+            msg = "discord: not logged in (the adapter is starting again)"
+            raise DeliveryError(msg, retryable=True)
+
     async def send(self, notice: Notice) -> str | None:
+        self._check_logged_in()
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 return await self._send(notice)
@@ -132,6 +144,7 @@ class DiscordSender:
         dated from our first try on: the outbox sends a channel's messages in order, so an equal
         text of ours after that is this one (or, within CLOCK_SKEW before it, an equal text the
         reader saw just before)."""
+        self._check_logged_in()
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 return await self._look_for(notice)

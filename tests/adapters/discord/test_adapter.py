@@ -13,13 +13,14 @@ import pytest
 from adapters.http import HttpServer
 from bot import dispatcher as dispatcher_module
 from bot.app import build_core, serve
-from bot.errors import ConfigError
-from bot.model import Community, Platform
+from bot.errors import ConfigError, DeliveryError
+from bot.model import Community, Notice, NoticeKind, Platform
 from bot.settings import Settings
 from storage.base import Transaction
 from storage.sqlite import SqliteStore
 from tests.adapters.discord.conftest import (
     DiscordHarness,
+    RecordingInbox,
     discord_settings,
     make_adapter,
     running,
@@ -269,3 +270,44 @@ async def test_serve_runs_the_adapter_and_reports_health(
         stop.set()
         await asyncio.wait_for(task, 5)
     assert not adapter.connected
+
+
+async def test_start_after_a_failed_start_connects(
+    settings: Settings, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
+) -> None:
+    """A start that failed on the network can be followed by one that connects and works."""
+    reset = FaultRule("GET", "/users/@me", None, remaining=1, reset="before")
+    network_down = True
+    fake.fault_policy = lambda method, path: (
+        reset if network_down and reset.matches(method, path) else None
+    )
+    async with await SqliteStore.open(settings.database_path) as store:
+        adapter = make_adapter(settings, clock)
+        core = build_core(settings, store, {Platform.DISCORD: adapter.sender}, clock)
+        inbox = RecordingInbox(core.dispatcher)
+        with pytest.raises(aiohttp.ClientError):
+            await adapter.start(inbox)  # the login's connection was reset
+        assert not adapter.connected
+        # Meanwhile the worker's sends are plain retries, not a discord.py error ("sender bug").
+        text = Notice(
+            id=1, kind=NoticeKind.CHANNEL_TEXT, platform=Platform.DISCORD, community_id=guild.id,
+            channel_id="1", text="hello",
+        )  # fmt: skip
+        with pytest.raises(DeliveryError) as refused:
+            await adapter.sender.send(text)
+        assert refused.value.retryable
+        assert not refused.value.maybe_delivered
+        network_down = False
+        try:
+            await adapter.start(inbox)  # as bot.app retries it
+            bot = DiscordHarness(fake, guild, adapter, core, inbox, clock)
+            callback = await bot.slash("alice", "ask", link=LINK, topics="python")
+            await bot.deliver()  # through the sender the core got before the first start
+            assert adapter.connected
+        finally:
+            await adapter.stop()
+    assert callback.data is not None
+    assert "#1" in callback.data["content"]
+    (post,) = bot.posts()
+    assert LINK in post["embeds"][0]["description"]
+    assert fake.identify_count == 1
