@@ -51,6 +51,7 @@ class Ask:
     note: str = ""
     local: bool = False
     reviewers: int = 1  # `x2`: how many reviewers the requester wants
+    note_cut: bool = False  # the note was longer than MAX_NOTE (the reply says so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,26 +347,34 @@ def _ask(link_word: str, rest: list[str]) -> Command | UsageError:
     link = parse_link(link_word)
     if isinstance(link, UsageError):
         return link
-    tags = []
-    while rest and rest[0].startswith("#") and len(rest[0]) > 1:
-        tags.append(rest.pop(0))
+    # Topics and `x2` (two reviewers) come before the note, in any order; later, they are note.
+    tags, reviewers = [], 1
+    while rest:
+        wanted = _REVIEWERS.fullmatch(rest[0])
+        if wanted:
+            reviewers = int(wanted[1])
+            if not 1 <= reviewers <= MAX_REVIEWERS:
+                return UsageError(_REVIEWERS_RANGE)
+        elif rest[0].startswith("#") and len(rest[0]) > 1:
+            tags.append(rest[0])
+        else:
+            break
+        rest = rest[1:]
     topics = parse_topics(tags)
     if isinstance(topics, UsageError):
         return topics
-    # `x2` right after the topics asks for two reviewers; anywhere else it is note text.
-    reviewers = 1
-    wanted = _REVIEWERS.fullmatch(rest[0]) if rest else None
-    if wanted:
-        reviewers = int(wanted[1])
-        if not 1 <= reviewers <= MAX_REVIEWERS:
-            return UsageError(_REVIEWERS_RANGE)
-        rest = rest[1:]
     # A trailing `local` keeps the request in this community (design: /review ask ... local).
     local = bool(rest) and rest[-1].lower() in _LOCAL_WORDS
     if local:
         rest = rest[:-1]
-    note = clean_text(" ".join(rest), MAX_NOTE)
-    return Ask(link=link, topics=topics, note=note, local=local, reviewers=reviewers)
+    note, cut = _note(" ".join(rest))
+    return Ask(link=link, topics=topics, note=note, local=local, reviewers=reviewers, note_cut=cut)
+
+
+def _note(raw: str) -> tuple[str, bool]:
+    """A request's note as stored, and whether it had to be cut to MAX_NOTE."""
+    full = clean_text(raw, len(raw) + 1)  # cleaning never lengthens text: nothing is cut here
+    return clean_text(full, MAX_NOTE), len(full) > MAX_NOTE
 
 
 def _setup(words: list[str]) -> Command | UsageError:
@@ -515,13 +524,20 @@ def parse_options(verb: str, options: Mapping[str, str | int]) -> Command | Usag
         if isinstance(topics, UsageError):
             return topics
         local = str(options.get("local", "")).lower() in ("true", "1", "yes", "on")
-        note = clean_text(str(options.get("note", "")), MAX_NOTE)
+        note, cut = _note(str(options.get("note", "")))
         reviewers = str(options.get("reviewers", 1)).strip()
         if not (
             reviewers.isascii() and reviewers.isdigit() and 0 < int(reviewers) <= MAX_REVIEWERS
         ):
             return UsageError(_REVIEWERS_RANGE)
-        return Ask(link=link, topics=topics, note=note, local=local, reviewers=int(reviewers))
+        return Ask(
+            link=link,
+            topics=topics,
+            note=note,
+            local=local,
+            reviewers=int(reviewers),
+            note_cut=cut,
+        )
     parts = [verb]
     for name in (
         "id",

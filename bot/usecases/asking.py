@@ -81,6 +81,10 @@ async def ask(ctx: Context, command: commands.Ask) -> Reply:
         )
     else:
         text = texts.ASKED.format(id=request.id, count=len(chosen), s=texts.plural(len(chosen)))
+    if command.local:
+        text += " " + texts.ASKED_LOCAL
+    if command.note_cut:
+        text += " " + texts.NOTE_CUT.format(limit=commands.MAX_NOTE)
     hint = await reciprocity.hint(tx, member, request, now) if rules.reciprocity else ""
     return Reply(f"{text}\n{hint}" if hint else text)
 

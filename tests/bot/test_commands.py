@@ -432,11 +432,33 @@ def test_options_unknown_verb_is_refused() -> None:
             f"{LINK} #python check x2 speed", Ask(LINK, ("python",), "check x2 speed"), id="in-note"
         ),
         pytest.param(f"{LINK} #python x2x", Ask(LINK, ("python",), "x2x"), id="not-a-count"),
+        pytest.param(
+            f"{LINK} x2 #python", Ask(LINK, ("python",), reviewers=2), id="before-the-topics"
+        ),
+        pytest.param(
+            f"{LINK} #go x2 #rust intro x3",
+            Ask(LINK, ("go", "rust"), "intro x3", reviewers=2),
+            id="between-the-topics",
+        ),
     ],
 )
 def test_reviewers_follow_the_topics(text: str, expected: Command) -> None:
-    """`x2` right after the topics asks for two reviewers; elsewhere it is note text."""
+    """`x2` among the topics, before the note, asks for two reviewers; in the note it is text."""
     assert expected == parse(text)
+
+
+def test_a_long_note_is_cut_and_says_so() -> None:
+    """A note over MAX_NOTE is cut, and the command carries that, for the reply to say it."""
+    cut = parse(f"{LINK} #python " + "word " * 200)
+    assert isinstance(cut, Ask)
+    assert cut.note_cut
+    assert len(cut.note) == MAX_NOTE
+    whole = parse(f"{LINK} #python " + "x" * MAX_NOTE)
+    assert isinstance(whole, Ask)
+    assert not whole.note_cut
+    option = parse_options("ask", {"link": LINK, "note": "y" * (MAX_NOTE + 1)})
+    assert isinstance(option, Ask)
+    assert option.note_cut
 
 
 @pytest.mark.parametrize("count", ["x0", "x4", "x10", "x999999999"])

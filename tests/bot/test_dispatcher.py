@@ -194,6 +194,18 @@ async def test_an_admin_acting_on_a_claim_tells_the_reviewer_and_names_itself(
     )
 
 
+async def test_the_ask_reply_says_local_and_a_cut_note(dispatcher, clock):
+    """What the parse took from the text is said back: a trailing `local`, a note cut short."""
+    local = await dispatcher.handle(
+        command("https://example.com/l #python please be local", "riley", clock=clock)
+    )
+    assert local.text.endswith("It stays in this community (local).")
+    long = await dispatcher.handle(
+        command("https://example.com/n #python " + "word " * 200, "riley", clock=clock)
+    )
+    assert long.text.endswith("Your note was cut to 500 characters.")
+
+
 async def test_ticking_a_post_you_do_not_hold_changes_nothing(dispatcher, posted, clock):
     """✅ from anyone but the claimer is ignored."""
     await dispatcher.handle(reaction(posted, "eyes", "vera", clock=clock))
