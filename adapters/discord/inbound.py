@@ -40,8 +40,10 @@ EMOJI_NAMES: Final = {
     "👍": "+1",
     "🙋": "raising_hand",
     "✋": "raised_hand",
+    "🙏": "pray",  # THANKS_EMOJI
 }
-_VARIATION_SELECTORS = dict.fromkeys(map(ord, "\ufe0e\ufe0f"))
+# Variation selectors and skin tones do not change what a reaction means (🙏🏽 is 🙏).
+_MODIFIERS = dict.fromkeys([0xFE0E, 0xFE0F, *range(0x1F3FB, 0x1F400)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ def emoji_name(emoji: discord.PartialEmoji | discord.Emoji | str) -> str:
         return emoji.name or str(emoji.id)
     else:
         raw = emoji.name or ""
-    bare = raw.translate(_VARIATION_SELECTORS)
+    bare = raw.translate(_MODIFIERS)
     return EMOJI_NAMES.get(bare, bare)
 
 

@@ -80,6 +80,8 @@ def test_dm_reaction_is_ignored() -> None:
         ("✅", None, "white_check_mark"),
         ("✔️", None, "heavy_check_mark"),  # with the emoji variation selector
         ("✔", None, "heavy_check_mark"),
+        ("🙏", None, "pray"),
+        ("🙏🏽", None, "pray"),  # with a skin tone
         ("🎉", None, "🎉"),  # unknown unicode: itself, so it matches nothing by accident
         ("claim", "123456", "claim"),  # a custom emoji: its own name
     ],
