@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -22,6 +24,11 @@ from bot.settings import Settings, load_settings
 from storage.migrate import MigrationStep
 
 EXIT_CONFIG = 2
+# Commands about the data already there: on a missing file SqliteStore.open would make an empty
+# database and they would answer about it as if a wrong DATABASE_URL were a real, empty one.
+# `run` and `console` create the database on first use, `db upgrade` too (a deploy script may run
+# it before the first start), and `check` reports whether it opens.
+_NEED_DATABASE = frozenset({"remind", "backup", "export", "forget"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -141,11 +148,45 @@ def _say(text: str, *, err: bool = False, end: str = "\n") -> None:
     print(text, file=sys.stderr if err else sys.stdout, end=end, flush=True)
 
 
+def _existing_database(settings: Settings) -> None:
+    path = settings.database_path
+    if isinstance(path, Path) and not path.exists():  # ":memory:" is always there
+        msg = f"no database at {path}; check DATABASE_URL"
+        raise StoreError(msg)
+
+
+def _create_new(path: Path) -> str | None:
+    """Create `path` empty, or say why it cannot be a new file for the backup."""
+    try:
+        # Made here and only if new: the OS says why it cannot be, and nothing is overwritten.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return f"{path} exists; choose a new file for the backup"
+    except OSError as exc:
+        missing = exc.errno == errno.ENOENT and not path.parent.exists()
+        reason = "its folder does not exist" if missing else exc.strerror or str(exc)
+        return f"cannot write the backup to {path}: {reason}"
+    return None
+
+
 def _backup(settings: Settings, path: Path) -> int:
-    if path.exists():
-        _say(f"reviewrelay: {path} exists; choose a new file for the backup", err=True)
+    if refusal := _create_new(path):
+        _say(f"reviewrelay: {refusal}", err=True)
         return EXIT_CONFIG
-    asyncio.run(app.backup(settings, path, _progress))
+    shown = False
+
+    def progress(done: int, total: int) -> None:
+        nonlocal shown
+        shown = True
+        _progress(done, total)
+
+    try:
+        asyncio.run(app.backup(settings, path, progress))
+    except BaseException:
+        path.unlink(missing_ok=True)  # half a copy must not pass for a backup
+        if shown:
+            _say("", err=True)  # the reason goes on a line of its own, not after the page count
+        raise
     _say(f"\nbackup written to {path}", err=True)
     return 0
 
@@ -170,6 +211,8 @@ def _counts(data: str) -> str:
 
 
 def _command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command in _NEED_DATABASE:
+        _existing_database(settings)
     match args.command:
         case "run" | "console":
             asyncio.run(app.run(settings))

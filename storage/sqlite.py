@@ -155,12 +155,16 @@ class SqliteStore:
 
     async def backup(self, target: Path | str, progress: Callable[[int, int], None]) -> None:
         """A consistent copy with SQLite's online backup API, in steps, while others write."""
-        async with aiosqlite.connect(str(target)) as copy:
-            await self._db.backup(
-                copy,
-                pages=256,
-                progress=lambda _status, remaining, total: progress(total - remaining, total),
-            )
+        try:
+            async with aiosqlite.connect(str(target)) as copy:
+                await self._db.backup(
+                    copy,
+                    pages=256,
+                    progress=lambda _status, remaining, total: progress(total - remaining, total),
+                )
+        except sqlite3.Error as exc:  # a full disk, say: a StoreError is reported in one line
+            msg = f"the backup to {target} failed: {exc}"
+            raise StoreError(msg) from exc
 
     @property
     def failing(self) -> str | None:

@@ -3,7 +3,10 @@ db upgrade."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +61,60 @@ def test_backup_copies_a_consistent_database(with_data: Path):
     again = _run(with_data, "backup", "copy.db")
     assert again.returncode == 2
     assert "exists" in again.stderr
+
+
+def test_backup_into_a_missing_folder_is_refused_in_one_line(with_data: Path):
+    """A backup PATH in a folder that does not exist is refused in one line (exit 2)."""
+    result = _run(with_data, "backup", "nodir/b.db")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "reviewrelay: cannot write the backup to nodir/b.db: its folder does not exist\n"
+    )
+    assert not (with_data / "nodir").exists()
+
+
+def test_a_backup_that_fails_midway_says_why_and_leaves_no_file(with_data: Path):
+    """A backup the disk cannot hold ends with one line naming it (exit 2) and no partial copy."""
+    # A file size limit stands in for a full disk; ignoring SIGXFSZ turns it into a write error.
+    script = 'ulimit -f 64 && trap "" XFSZ && exec "$0" -m bot backup copy.db'
+    # The clean environment of tests.process.run_reviewrelay, which cannot wrap the command.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "DISCORD_", "DATABASE_URL"))
+    }
+    result = subprocess.run(  # noqa: S603 - our own interpreter and module
+        ["/bin/sh", "-c", script, sys.executable],
+        capture_output=True,
+        text=True,
+        cwd=with_data,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("reviewrelay: the backup to copy.db failed: ")
+    assert "Traceback" not in result.stderr
+    assert list(with_data.glob("copy.db*")) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["backup", "copy.db"],
+        ["export", "--platform", "console", "--user", "riley"],
+        ["forget", "--platform", "console", "--user", "riley"],
+        ["remind"],
+        ["remind", "--dry-run"],
+    ],
+    ids=" ".join,
+)
+def test_commands_on_a_missing_database_refuse_and_create_nothing(tmp_path: Path, command):
+    """Commands about existing data say there is no database (exit 2) rather than make one."""
+    result = _run(tmp_path, *command, DATABASE_URL="sqlite:///rr.db")
+    assert result.returncode == 2
+    assert result.stderr == "reviewrelay: no database at rr.db; check DATABASE_URL\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_export_then_forget_a_person(with_data: Path):
