@@ -12,7 +12,9 @@ saying where: `[#reviews]`, `[DM riley]`, `[reply]`.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import itertools
+import os
 import re
 import sys
 import uuid
@@ -47,7 +49,12 @@ COMMUNITY = Community(
 
 _AS = re.compile(r"^as\s+([\w.-]{1,32})\s*:\s*(.*)$", re.IGNORECASE)
 _REACTION = re.compile(r"^([+-])\s*:?([^\s:]+):?\s+#?(\d{1,9})$")
-_EMOJI_NAMES = {"👀": "eyes", "✅": "white_check_mark", "✔️": "white_check_mark"}
+_EMOJI_NAMES = {"👀": "eyes", "✅": "white_check_mark", "✔️": "white_check_mark", "🙏": "pray"}
+GREETING = (
+    "reviewrelay console: type /review help, +eyes ID to react, "
+    "or 'as NAME: ...' to act as someone else; Ctrl-D quits."
+)
+_CHUNK = 65536
 
 Write = Callable[[str], None]
 
@@ -157,10 +164,46 @@ class DeliversNow(Protocol):
     async def drain(self) -> None: ...
 
 
-async def stdin_lines() -> AsyncIterator[str]:
-    """Lines from stdin without blocking the event loop; ends at EOF."""
-    while line := await asyncio.to_thread(sys.stdin.readline):
-        yield line
+async def stdin_lines(write: Write = _print) -> AsyncIterator[str]:
+    """Lines from stdin without blocking the event loop; ends at EOF. A person at a terminal is
+    greeted first (a script's output stays exactly its transcript)."""
+    if sys.stdin.isatty():
+        write(GREETING)
+    fd = sys.stdin.fileno()
+    decoder = codecs.getincrementaldecoder(sys.stdin.encoding or "utf-8")(errors="replace")
+    pending = ""
+    while chunk := await _read(fd):
+        *lines, pending = (pending + decoder.decode(chunk)).split("\n")
+        for line in lines:
+            yield line + "\n"
+    if pending := pending + decoder.decode(b"", final=True):
+        yield pending
+
+
+async def _read(fd: int) -> bytes:
+    """One read of `fd` once the loop sees it readable, so that ^C (a cancel) ends the wait.
+
+    A thread blocked in readline cannot be cancelled, and asyncio.run's exit joins it: ^C hung
+    until Enter or EOF.
+    """
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def on_readable() -> None:
+        if not ready.done():  # the selector reports again until the coroutine removes it
+            ready.set_result(None)
+
+    try:
+        loop.add_reader(fd, on_readable)
+    except (OSError, NotImplementedError):
+        # A regular file or /dev/null (epoll refuses them) never waits on a person: a thread can
+        # read it. NotImplementedError: an event loop without readers (Windows' proactor).
+        return await asyncio.to_thread(os.read, fd, _CHUNK)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+    return os.read(fd, _CHUNK)
 
 
 async def run_console(
