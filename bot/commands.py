@@ -7,6 +7,7 @@ Nothing here raises on user input.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -398,13 +399,14 @@ def _setup(words: list[str]) -> Command | UsageError:
                 "Use /review setup [tz=Europe/Berlin] [time=09:00] [share=on|off] "
                 "[recognition=on|off]."
             )
-    if tz is not None and tz not in available_timezones():
+    zone = _zone(tz) if tz is not None else None
+    if tz is not None and zone is None:
         return UsageError(f"'{clean_text(tz, 40)}' is not a time zone name like Europe/Berlin.")
     if at is not None and not _TIME.match(at):
         return UsageError("The reminder time must look like 09:00 (24-hour clock).")
-    if tz is not None:
-        ZoneInfo(tz)  # fail here, not at reminder time, if the zone data is broken
-    return Setup(timezone=tz, reminder_time=at, share=share, recognition=recognition)
+    if zone is not None:
+        ZoneInfo(zone)  # fail here, not at reminder time, if the zone data is broken
+    return Setup(timezone=zone, reminder_time=at, share=share, recognition=recognition)
 
 
 def _quiet(words: list[str]) -> Command | UsageError:
@@ -416,11 +418,22 @@ def _quiet(words: list[str]) -> Command | UsageError:
     start, _, end = words[0].partition("-")
     if not (_TIME.match(start) and _TIME.match(end)) or start == end:
         return usage
-    if words[1] not in available_timezones():
+    zone = _zone(words[1])
+    if zone is None:
         return UsageError(
             f"'{clean_text(words[1], 40)}' is not a time zone name like Europe/Berlin."
         )
-    return Quiet(QuietHours(start=start, end=end, timezone=words[1]))
+    return Quiet(QuietHours(start=start, end=end, timezone=zone))
+
+
+@functools.cache
+def _zones_by_lower() -> dict[str, str]:
+    return {name.lower(): name for name in available_timezones()}
+
+
+def _zone(name: str) -> str | None:
+    """The IANA zone `name` means, in any letter case (utc, europe/berlin); None if none."""
+    return _zones_by_lower().get(name.lower())
 
 
 def _looks_like_link(word: str) -> bool:
@@ -451,6 +464,8 @@ def parse(text: str) -> Command | UsageError:
             topics = parse_topics(rest)
             return topics if isinstance(topics, UsageError) else Unvolunteer(topics)
         case "pause":
+            if len(rest) == 2 and rest[1].lower() in ("day", "days", "d"):  # noqa: PLR2004
+                rest = rest[:1]  # "pause 3 days"
             if (
                 len(rest) != 1
                 or not rest[0].isascii()

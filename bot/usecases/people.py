@@ -144,6 +144,9 @@ async def setup(ctx: Context, command: commands.Setup) -> Reply:
     )
     await ctx.tx.save_community(community)
     sharing = texts.SHARING_ON if community.share else texts.SHARING_OFF
+    if command.recognition is not None:  # said only when asked: most setups never touch it
+        thanks = texts.RECOGNITION_ON if community.recognition else texts.RECOGNITION_OFF
+        sharing = f"{sharing} {thanks}"
     done = texts.SETUP_DONE.format(time=community.reminder_time, tz=community.timezone)
     # Setting up a channel the bot had lost means someone fixed it: send what was held for it.
     restored = await ctx.tx.restore_channel(member.platform, ctx.channel_id, ctx.now)

@@ -23,6 +23,7 @@ from bot.commands import (
     ListOpen,
     Mine,
     Pause,
+    Quiet,
     Release,
     Resume,
     Setup,
@@ -156,6 +157,19 @@ def test_parse_refuses_unknown_verb_naming_it() -> None:
 def test_parse_says_what_is_missing_from_a_link(text: str, expected: str) -> None:
     """Topics without a link, or a link without its scheme, get a hint, not "I don't know"."""
     assert refused(parse(text)).startswith(expected)
+
+
+def test_time_zones_in_any_case_and_pause_in_days() -> None:
+    """`tz=utc` and `europe/berlin` name their zones; `pause 3 days` is `pause 3`."""
+    setup = parse("setup tz=utc")
+    assert isinstance(setup, Setup)
+    assert setup.timezone == "UTC"
+    quiet = parse("quiet 22:00-07:00 europe/berlin")
+    assert isinstance(quiet, Quiet)
+    assert quiet.hours is not None
+    assert quiet.hours.timezone == "Europe/Berlin"
+    assert parse("pause 3 days") == parse("pause 3") == Pause(3)
+    assert "is not a time zone" in refused(parse("setup tz=Mars/Base"))
 
 
 def test_parse_treats_other_schemes_as_refused_links() -> None:

@@ -298,6 +298,9 @@ async def test_setup_is_for_admins_and_sets_the_channel(dispatcher, clock):
     assert done.text.startswith(
         "This channel is now the review channel; reminders at 08:30 (Europe/Berlin)."
     )
+    assert "thank" not in done.text  # recognition is said only when asked for
+    off = await dispatcher.handle(command("setup recognition=off", "boss", admin=True, clock=clock))
+    assert off.text.endswith("No monthly thank-you post here (recognition=on to change).")
 
 
 async def test_claim_button_works_like_the_reaction(dispatcher, posted, clock):
