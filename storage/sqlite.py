@@ -349,9 +349,14 @@ def _complete(work: Awaitable[T]) -> T:
 
 
 async def _connect(path: Path | str) -> aiosqlite.Connection:
+    connecting = aiosqlite.connect(str(path), isolation_level=None)
     try:
-        db = await aiosqlite.connect(str(path), isolation_level=None)
+        db = await connecting
     except sqlite3.Error as exc:
+        # aiosqlite stops its thread without waiting for it; if the loop closed first (a CLI
+        # command that reports the error and exits), the thread died with a traceback.
+        # `_thread`: a private name like those of `_on_db_thread`, pinned the same way.
+        await asyncio.to_thread(connecting._thread.join, 5)
         msg = f"cannot open the database at {path}: {exc}"
         raise StoreError(msg) from exc
     db.row_factory = sqlite3.Row

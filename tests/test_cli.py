@@ -33,6 +33,17 @@ def test_check_offline_reports_settings_and_store(tmp_path: Path):
     assert "store" in result.stdout
 
 
+def test_check_of_a_database_in_a_missing_folder_fails_its_row_without_a_traceback(
+    tmp_path: Path,
+):
+    """The store row fails with the fix; aiosqlite's thread, stopped by the failed connect,
+    does not die with a traceback on the closed event loop."""
+    result = _run(tmp_path, "check", "--offline", DATABASE_URL=f"sqlite:///{tmp_path}/nodir/x.db")
+    assert result.returncode == 1
+    assert "FAIL store" in result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 def test_check_names_the_fix_for_an_unreachable_platform(tmp_path: Path):
     """With a Slack token but no Slack to reach, `check` fails that row and says what to fix,
     without printing the token."""
