@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any, Self
@@ -43,6 +44,25 @@ async def _cap(store: SqliteStore, pages: int | None) -> None:
     if pages is None:
         [(pages,)] = await db.execute_fetchall("PRAGMA page_count")
     await db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+async def _fill_pending_pages(store: SqliteStore) -> None:
+    """Use up the room left in the pages of the pending notices, as a disk full to the last byte
+    would: marking one "sending" (a row that grows) then needs a page the cap does not allow.
+    Whether it had room before depends on where earlier rows happened to fall."""
+
+    def fill(db: sqlite3.Connection) -> None:
+        for _ in range(10_000):  # ~4 KiB pages fill in a few hundred steps
+            try:
+                db.execute(
+                    "UPDATE outbox SET last_error = COALESCE(last_error, '') || 'full ' "
+                    "WHERE status = 'pending'"
+                )
+            except sqlite3.OperationalError:  # SQLITE_FULL: the pages are full
+                return
+        pytest.fail("the pending notices' pages never filled")
+
+    await sqlite._on_db_thread(store._db, fill)
 
 
 async def _cap_pages(bot: Harness, pages: int | None) -> None:
@@ -88,6 +108,8 @@ async def _worker_outlives_failed_rounds(bot: Harness, monkeypatch: pytest.Monke
     """The worker's loop keeps going; it logs the first failed round with its traceback, then
     one line every FAILED_ROUNDS_LOGGED_EVERY rounds (here 2: rounds 2 and 4)."""
     monkeypatch.setattr(delivery, "FAILED_ROUNDS_LOGGED_EVERY", 2)
+    assert isinstance(bot.core.store, SqliteStore)
+    await _fill_pending_pages(bot.core.store)
     failed = _Rounds()
     logging.getLogger("bot.delivery").addHandler(failed)
     worker = asyncio.create_task(bot.core.worker.run(idle_poll=0.01))

@@ -303,7 +303,8 @@ def _check_race(race: Race, replies: list[str], rows: dict[str, list[tuple[Any, 
     assert rows["request"] == [("cancelled", None)]
     cancel_reply, claim_replies = replies[0], replies[1:]
     assert cancel_reply in (texts.CANCELLED.format(id=rid), texts.CLOSED_ENOUGH.format(id=rid))
-    not_open = texts.NOT_OPEN.format(id=rid, status=Status.CANCELLED)
+    closed = cancel_reply == texts.CLOSED_ENOUGH.format(id=rid)  # a cancel with a reason
+    not_open = texts.NOT_OPEN.format(id=rid, status="closed" if closed else Status.CANCELLED)
     claimed = texts.CLAIMED.format(id=rid, link=race.link)
     won = [i for i, r in enumerate(claim_replies, start=1) if r == claimed]
     if not won:  # (a) the cancel came first
