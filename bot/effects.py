@@ -48,6 +48,8 @@ def _messages(
     seen_by_requester = (requester.platform, requester.community_id)
     name = texts.who(actor, seen_by_requester) if actor else "reviewrelay"
     several = after.wanted > 1
+    # Claims the actor ended that were not their own: an admin's override, told to the reviewer.
+    overridden = [m for m in ended if actor is not None and m.person_id != actor.person_id]
     match action:
         case Action.CLAIM if several:
             text = texts.DM_CLAIMED_SLOT.format(
@@ -70,10 +72,10 @@ def _messages(
                 (requester, texts.DM_RELEASED.format(name=name, id=after.id)),
                 *(
                     (m, texts.DM_RELEASED_YOURS.format(name=_seen_by(actor, m), id=after.id))
-                    for m in _ended_by_another(ended, actor)
+                    for m in overridden
                 ),
             ]
-        case Action.DONE if actor is not None and _ended_by_another(ended, actor):
+        case Action.DONE if overridden:
             # An admin closed someone's review: the words (if any) are the admin's, not theirs.
             reviewers = texts.names(ended, seen_by_requester)
             template = texts.DM_DONE_BY_RESPONSE if response else texts.DM_DONE_BY
@@ -84,7 +86,7 @@ def _messages(
                 (requester, text),
                 *(
                     (m, texts.DM_DONE_YOURS.format(name=_seen_by(actor, m), id=after.id))
-                    for m in _ended_by_another(ended, actor)
+                    for m in overridden
                 ),
             ]
         case Action.DONE:
@@ -110,11 +112,6 @@ def _messages(
                 (requester, texts.EXPIRED_REQUESTER.format(id=after.id, link=after.link, days=days))
             ]
     return []
-
-
-def _ended_by_another(ended: list[Member], actor: Member | None) -> list[Member]:
-    """The claims a transition ended that were not the actor's own (an admin's override)."""
-    return [m for m in ended if actor is not None and m.person_id != actor.person_id]
 
 
 def _seen_by(actor: Member | None, member: Member) -> str:
