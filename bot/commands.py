@@ -219,6 +219,10 @@ _HOST = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\.?")
 # A link without its scheme, as people paste it: example.com/draft, docs.google.com/d/1.
 _BARE_LINK = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}(/\S*)?", re.IGNORECASE)
 _NO_LINK = "Add a link to what you want reviewed, e.g. /review https://example.com/draft."
+_OWN_COMPUTER = (
+    "That link points to your own computer ({host}), which no one else can open: share a link "
+    "others can reach."
+)
 VERBS = (
     "ask",
     "volunteer",
@@ -307,12 +311,28 @@ def parse_link(raw: str) -> str | UsageError:
             return UsageError("That link's host name is not valid.")
     if "[" not in netloc and not _HOST.fullmatch(netloc):
         return UsageError("That link's host name is not valid.")
+    if _on_own_computer(netloc.strip("[]")):
+        return UsageError(_OWN_COMPUTER.format(host=netloc))
     if port is not None:
         netloc = f"{netloc}:{port}"
     link = urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, parts.fragment))
     if len(link) > MAX_LINK:  # punycode can lengthen a link that passed the first check
         return UsageError(f"That link is {len(link)} characters long; the limit is {MAX_LINK}.")
     return link
+
+
+def _on_own_computer(host: str) -> bool:
+    """Whether `host` names the machine of whoever opens the link: localhost (RFC 6761), a
+    loopback, unspecified or link-local address. Private ranges stay allowed: a company's
+    community may share intranet links."""
+    host = host.rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified or address.is_link_local
 
 
 def parse_topics(words: list[str] | tuple[str, ...]) -> tuple[str, ...] | UsageError:

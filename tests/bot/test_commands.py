@@ -277,7 +277,36 @@ def test_bracketed_non_ipv6_host_is_refused(link: str) -> None:
 
 def test_bracketed_ipv6_host_is_accepted() -> None:
     """A bracketed IPv6 literal is a valid host."""
-    assert parse_link("https://[::1]/x") == "https://[::1]/x"
+    assert parse_link("https://[2001:db8::1]/x") == "https://[2001:db8::1]/x"
+
+
+@pytest.mark.parametrize(
+    ("link", "host"),
+    [
+        ("http://localhost:3000/draft", "localhost"),
+        ("http://LOCALHOST./x", "localhost."),
+        ("http://blog.localhost/x", "blog.localhost"),
+        ("http://127.0.0.1:8000/x", "127.0.0.1"),
+        ("http://127.1.2.3/x", "127.1.2.3"),
+        ("http://0.0.0.0:8080/", "0.0.0.0"),  # noqa: S104 - a link being refused, not a bind
+        ("http://169.254.1.1/x", "169.254.1.1"),
+        ("http://[::1]:8000/x", "[::1]"),
+        ("http://[fe80::1]/x", "[fe80::1]"),
+    ],
+)
+def test_links_to_the_readers_own_computer_are_refused(link: str, host: str) -> None:
+    """A link no one else can open (localhost, loopback) is refused, naming the host."""
+    message = refused(parse_link(link))
+    assert "your own computer" in message
+    assert f"({host})" in message
+
+
+@pytest.mark.parametrize(
+    "link", ["http://10.0.0.5/wiki", "http://192.168.1.20/doc", "http://intranet/page"]
+)
+def test_private_network_links_are_kept(link: str) -> None:
+    """Intranet links stay allowed: others in the same company can open them."""
+    assert parse_link(link) == link
 
 
 @pytest.mark.parametrize("link", [f" {LINK}", f"{LINK} ", f"\t{LINK}", f"{LINK}\n"])
