@@ -19,7 +19,7 @@ from adapters.http import Check, HttpServer, ServesHttp
 from bot import instance, privacy, retention, texts
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher
-from bot.errors import ConfigError, StoreError
+from bot.errors import AmbiguousUserError, ConfigError, StoreError
 from bot.inflight import InFlight
 from bot.metrics import STUCK_AFTER_SECONDS, Metrics, TimedInbox
 from bot.model import Platform
@@ -377,9 +377,18 @@ async def person_data(
     """`reviewrelay export|forget`: a person's data as JSON, then (for forget) removed."""
 
     async def export(tx: Transaction) -> str | None:
-        person = await tx.find_person(platform, community_id, user_id)
-        if person is None:
+        people = await tx.find_people(platform, community_id, user_id)
+        if not people:
             return None
+        if len(set(people.values())) > 1:
+            # Exporting or forgetting one of them at random would answer for the wrong person.
+            places = ", ".join(people)
+            msg = (
+                f"{platform} user {user_id} is a different person in each of the communities "
+                f"{places}: say which with --community"
+            )
+            raise AmbiguousUserError(msg)
+        person = next(iter(people.values()))
         data = await privacy.export(tx, person)
         if forget:
             # Notices about ended requests go out the next time the bot runs.

@@ -14,11 +14,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from adapters.checks import CheckRow
 from bot import app, logs
-from bot.errors import ConfigError, StoreError
+from bot.errors import AmbiguousUserError, ConfigError, StoreError
 from bot.reminders import SweepReport
 from bot.settings import Settings, load_settings
 from storage.migrate import MigrationStep
@@ -31,8 +32,16 @@ EXIT_CONFIG = 2
 _NEED_DATABASE = frozenset({"remind", "backup", "export", "forget"})
 
 
+def _version() -> str:
+    try:
+        return metadata.version("reviewrelay")
+    except metadata.PackageNotFoundError:  # a checkout run without installing it
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reviewrelay", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the bot (the local console when no platform token is set)")
     sub.add_parser("console", help="run the local console, whatever tokens are set")
@@ -193,11 +202,16 @@ def _backup(settings: Settings, path: Path) -> int:
 
 def _person(settings: Settings, args: argparse.Namespace) -> int:
     forget = args.command == "forget"
-    data = asyncio.run(
-        app.person_data(settings, args.platform, args.user, args.community, forget=forget)
-    )
+    try:
+        data = asyncio.run(
+            app.person_data(settings, args.platform, args.user, args.community, forget=forget)
+        )
+    except AmbiguousUserError as exc:
+        _say(f"reviewrelay: {exc}", err=True)
+        return EXIT_CONFIG
     if data is None:
-        _say(f"reviewrelay: no {args.platform} user {args.user} is stored", err=True)
+        where = f" in community {args.community}" if args.community else ""
+        _say(f"reviewrelay: no {args.platform} user {args.user}{where} is stored", err=True)
         return 1
     _say(data)
     _say(f"{args.command}: {_counts(data)}", err=True)  # stdout stays pure JSON

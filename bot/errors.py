@@ -14,6 +14,10 @@ class ConfigError(ReviewRelayError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+class AmbiguousUserError(ReviewRelayError):
+    """A user id names different people in several communities: the operator must say which."""
+
+
 class StoreError(ReviewRelayError):
     """The store could not be opened, migrated or written."""
 

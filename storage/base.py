@@ -356,9 +356,13 @@ class Transaction(Protocol):
 
     # operations and privacy
     async def snapshot(self) -> Snapshot: ...
-    async def find_person(
+    async def find_people(
         self, platform: str, community_id: str | None, user_id: str
-    ) -> int | None: ...
+    ) -> dict[str, int]:
+        """The person behind `user_id` in each community (only `community_id`'s, if given)
+        where that id is stored."""
+        ...
+
     async def export_person(self, person_id: int) -> dict[str, Any]:
         """Everything stored about the person, as JSON-ready values."""
         ...

@@ -1258,15 +1258,15 @@ class SqliteTransaction:
             person_id=person_id,
         )
 
-    async def find_person(
+    async def find_people(
         self, platform: str, community_id: str | None, user_id: str
-    ) -> int | None:
-        row = await self._one(
-            "SELECT person_id FROM members WHERE platform = ? AND user_id = ? "
-            "AND (? IS NULL OR community_id = ?) LIMIT 1",
+    ) -> dict[str, int]:
+        rows = await self._rows(
+            "SELECT community_id, person_id FROM members WHERE platform = ? AND user_id = ? "
+            "AND (? IS NULL OR community_id = ?) ORDER BY community_id",
             (platform, user_id, community_id, community_id),
         )
-        return int(row["person_id"]) if row else None
+        return {str(r["community_id"]): int(r["person_id"]) for r in rows}
 
     async def export_person(self, person_id: int) -> dict[str, Any]:
         async def rows(sql: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,14 @@ def with_data(tmp_path: Path) -> Path:
     script = "as riley: /review https://example.com/draft #go private words\n"
     assert _run(tmp_path, "run", stdin=script).returncode == 0
     return tmp_path
+
+
+def test_version_is_the_installed_package_version(tmp_path: Path):
+    """`--version` prints the version pip installed, and touches nothing."""
+    result = _run(tmp_path, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"reviewrelay {metadata.version('reviewrelay')}\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_check_offline_reports_settings_and_store(tmp_path: Path):
@@ -140,6 +149,42 @@ def test_export_then_forget_a_person(with_data: Path):
     assert gone.returncode == 1
     with sqlite3.connect(with_data / "reviewrelay.db") as raw:
         assert "private words" not in "\n".join(raw.iterdump())
+
+
+def test_a_user_id_naming_different_people_needs_its_community(with_data: Path):
+    """An id stored as two people (in two communities, unlinked) is not exported or forgotten
+    at random: the operator is asked which, and --community picks one."""
+    with sqlite3.connect(with_data / "reviewrelay.db") as raw:
+        person = raw.execute("INSERT INTO persons (created_at) VALUES ('2026-01-01')").lastrowid
+        raw.execute(
+            "INSERT INTO members (platform, community_id, user_id, display_name, person_id) "
+            "VALUES ('console', 'elsewhere', 'riley', 'riley too', ?)",
+            (person,),
+        )
+    for command in ("export", "forget"):
+        result = _run(with_data, command, "--platform", "console", "--user", "riley")
+        assert result.returncode == 2
+        assert result.stderr == (
+            "reviewrelay: console user riley is a different person in each of the communities "
+            "elsewhere, local: say which with --community\n"
+        )
+    forgot = _run(
+        with_data, "forget", "--platform", "console", "--user", "riley", "--community", "local"
+    )
+    assert forgot.returncode == 0, forgot.stderr
+    assert "private words" in forgot.stdout
+    other = _run(with_data, "export", "--platform", "console", "--user", "riley")
+    assert other.returncode == 0, other.stderr
+    assert "riley too" in other.stdout
+
+
+def test_export_names_the_community_it_looked_in(with_data: Path):
+    """A user not stored in the given community is reported with that community."""
+    result = _run(
+        with_data, "export", "--platform", "console", "--user", "riley", "--community", "T9"
+    )
+    assert result.returncode == 1
+    assert result.stderr == "reviewrelay: no console user riley in community T9 is stored\n"
 
 
 def test_db_upgrade_prints_each_migration_of_an_old_file(tmp_path: Path):
