@@ -4,7 +4,7 @@ It implements the same contract as the Slack and Discord adapters: lines in beco
 for the dispatcher, and notices out are printed as each platform would show them, with a prefix
 saying where: `[#reviews]`, `[DM riley]`, `[reply]`.
 
-    /review ...             as the default person, "you"
+    /review ...             as the default person, "sam"
     as NAME: /review ...    as someone else ("admin" is the console's community admin)
     +EMOJI ID / -EMOJI ID   add / remove a reaction on request ID's relay post
 """
@@ -38,7 +38,7 @@ from bot.ports import Clock
 
 COMMUNITY_ID = "local"
 CHANNEL_ID = "reviews"
-DEFAULT_USER = "you"
+DEFAULT_USER = "sam"
 ADMIN_USER = "admin"
 COMMUNITY = Community(
     platform=Platform.CONSOLE,

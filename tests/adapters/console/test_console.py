@@ -134,12 +134,12 @@ def test_readme_walkthrough_runs_end_to_end(tmp_path: Path):
     out = result.stdout
     assert "[reply] You will hear about requests on: python, writing." in out
     assert "[#reviews] Review request #1 from riley: https://example.com/draft" in out
-    assert "cc @you" in out
+    assert "cc @sam" in out
     assert "[reply] Request #1 is open; 1 volunteer notified." in out
-    assert "[DM riley] you claimed your request #1" in out
-    assert "[reply] Request #1 is already claimed by you." in out
-    assert "Status: done by you" in out
-    assert "[DM riley] you finished reviewing your request #1" in out
+    assert "[DM riley] sam claimed your request #1" in out
+    assert "[reply] Request #1 is already claimed by sam." in out
+    assert "Status: done by sam" in out
+    assert "[DM riley] sam finished reviewing your request #1" in out
     assert "[reply] You have no open requests or claims." in out
     assert "[reply] Only http:// and https:// links can be shared for review." in out
     assert "Traceback" not in out + result.stderr
