@@ -328,6 +328,8 @@ def _on_own_computer(host: str) -> bool:
     host = host.rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
+    if ":" not in host and not host.rpartition(".")[2].isdigit():
+        return False  # a name, not an address: skip ip_address's two failed parses (~8 us)
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
