@@ -79,10 +79,12 @@ class Child:
     def pid(self) -> int:
         return self.process.pid
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU the child has used so far (from /proc; 0 where there is none)."""
+    def cpu_seconds(self, *, main_thread: bool = False) -> float:
+        """User + system CPU the child has used so far, all threads or only its main thread
+        (the event loop's); from /proc, 0 where there is none."""
+        stat = f"/proc/{self.pid}/task/{self.pid}/stat" if main_thread else f"/proc/{self.pid}/stat"
         try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
         except OSError:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -70,6 +70,8 @@ class Run:
     errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     cpu: float = 0.0  # the server process's CPU seconds during the run
+    cpu_main: float = 0.0  # of which its main thread's (the event loop: HTTP, bolt, adapter)
+    cpu_drained: float = 0.0  # the same as cpu, until the block's relay posts were delivered
     drained_after: float | None = None  # seconds from the last ack to the last relay post
 
     @property
@@ -220,14 +222,16 @@ class Server:
     async def block(self, slack: FakeSlack, count: int, concurrency: int, run: Run) -> None:
         if self.delivering:  # start with an empty outbox: only this block's posts overlap it
             await _posts(slack, self.asked, DRAIN_TIMEOUT)
-        cpu = self.child.cpu_seconds()
+        cpu, cpu_main = self.child.cpu_seconds(), self.child.cpu_seconds(main_thread=True)
         bodies = self.commands.signed(count, first_user=self.asked)
         await load(self.url, bodies, concurrency, self.check, run)
         run.cpu += self.child.cpu_seconds() - cpu
+        run.cpu_main += self.child.cpu_seconds(main_thread=True) - cpu_main
         self.asked += count
         if self.delivering:
             lag = await _posts(slack, self.asked, DRAIN_TIMEOUT)
             run.drained_after = max(run.drained_after or 0.0, lag if lag is not None else math.inf)
+            run.cpu_drained += self.child.cpu_seconds() - cpu
 
 
 # kind, label, config, share of the requests per level (the parked bot is context: half).
@@ -387,8 +391,22 @@ def _table(runs: list[Run], requests: int, seconds: float, loads: tuple[float, f
         table.notes.append(
             f"what delivering costs at {concurrency}: p50 {_ms(on.p(50) - off.p(50))}, "
             f"server CPU {_ms(on.cpu / on.requests - off.cpu / off.requests)} per request "
-            "(`bot` minus `bot, delivery worker parked`; at 50 much of the posting happens "
-            "after the block, see below)"
+            "during the block (`bot` minus `bot, delivery worker parked`; at 50 much of the "
+            "posting happens after the block, see below); counted until the block's last relay "
+            f"post is in, {_ms(on.cpu_drained / on.requests - off.cpu / off.requests)} per "
+            "relay post"
+        )
+    threads = [r for r in runs if r.server in ("bare bolt app", PARKED) and r.requests]
+    if threads:
+        split = "; ".join(
+            f"{r.server} at {r.concurrency}: main {_ms(r.cpu_main / r.requests)}, "
+            f"others {_ms((r.cpu - r.cpu_main) / r.requests)}"
+            for r in threads
+        )
+        table.notes.append(
+            "server CPU per request by thread: the main thread runs the event loop (HTTP, "
+            "bolt, the adapter), the others are the bot's database threads (its units of work "
+            f"run whole there, the writer's and the checkpointer's): {split}"
         )
     if drained:
         lag = ", ".join(f"{r.server} at {r.concurrency}: {r.drained_after:.2f} s" for r in drained)
