@@ -82,8 +82,12 @@ def parse_raw_reaction(
     received_at: datetime,
     position: GatewayPosition,
 ) -> ReactionChanged | None:
-    """A reaction added or removed in a guild; None for our own reactions and for DMs."""
+    """A reaction added or removed in a guild; None for bots' reactions and for DMs."""
     if payload.user_id == bot_user_id or payload.guild_id is None:
+        return None
+    if payload.member is not None and payload.member.bot:
+        # Triage and bridge bots react to every message; reconcile skips bots for the same
+        # reason. A removal carries no member, and a bot that never claimed releases nothing.
         return None
     added = payload.event_type == "REACTION_ADD"
     name = payload.member.display_name if payload.member is not None else ""

@@ -13,6 +13,7 @@ from bot import texts
 from bot.commands import VERBS
 from bot.model import InboundEvent, Reply
 from tests.adapters.discord.conftest import DiscordHarness
+from tests.fakes.discord_payloads import FakeMember, FakeUser
 from tests.fakes.fake_discord import FakeDiscord
 
 EPHEMERAL = 64
@@ -238,3 +239,19 @@ async def test_slow_core_defers_then_follows_up(
     follow_up = await fake.wait_for("POST /webhooks/*")
     assert follow_up.json["content"] == "You have no open requests or claims."
     assert follow_up.json["flags"] == EPHEMERAL
+
+
+async def test_another_bots_reaction_claims_nothing(bot: DiscordHarness) -> None:
+    """A bot's 👀 (a triage or bridge bot reacting to every message) claims nothing: reconcile
+    skips bots too, so a human's 👀 right after it is the claim."""
+    triage = FakeUser(username="triage", bot=True)
+    bot.guild.members.append(FakeMember(user=triage))
+    message_id = await ask(bot)
+    await bot.fake.add_reaction(bot.guild.id, bot.reviews, message_id, triage, "👀")
+    await bot.react("bob", message_id, "👀")
+    await bot.inbox.wait_for(
+        lambda handled: any(e.member.user_id == bot.user("bob") for e, _ in handled[-2:])
+    )
+    await bot.deliver()
+    assert status_of(bot, message_id) == "claimed by bob"
+    assert all(event.member.user_id != triage.id for event, _ in bot.inbox.handled)
