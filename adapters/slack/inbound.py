@@ -90,6 +90,21 @@ def event_stamp(raw: str) -> Decimal | None:
     return stamp if stamp.is_finite() else None
 
 
+def installed_team(body: Mapping[str, Any]) -> str:
+    """The workspace an Events API envelope was delivered to: the one commands come from.
+
+    In a channel another organisation shares with us (Slack Connect), the top-level `team_id`
+    is the organisation that created the channel; `authorizations[0].team_id` is our install
+    (bolt reads it the same way, `extract_team_id`).
+    """
+    authorizations = body.get("authorizations")
+    if isinstance(authorizations, list) and authorizations:
+        team = _str(_map(authorizations[0]).get("team_id"))
+        if team:
+            return team
+    return _str(body.get("team_id")) or _str(_map(body.get("event")).get("team"))
+
+
 def emoji_name(reaction: str) -> str:
     """`thumbsup::skin-tone-2` -> `thumbsup`: a skin tone does not change what a reaction means."""
     return reaction.split("::", 1)[0].strip(":")
@@ -118,10 +133,10 @@ def parse_reaction(
         return None  # relay posts are the bot's own: skip the store for everyone else's messages
     if not (user_id and event_id and channel_id and message_ts and emoji):
         return None
-    team_id = _str(body.get("team_id")) or _str(event.get("team"))
     return ReactionChanged(
         event_key=f"slack:event:{event_id}",
-        member=_member(team_id, user_id, ""),  # events carry no name; the store keeps the last one
+        # Events carry no name; the store keeps the last one.
+        member=_member(installed_team(body), user_id, ""),
         channel_id=channel_id,
         message_id=message_ts,
         emoji=emoji,

@@ -330,3 +330,21 @@ async def test_retried_refused_event_refuses_once(harness: SlackHarness):
     await harness.deliver()
 
     assert len([e for e in harness.slack.ephemerals if e["user"] == CAROL[0]]) == 1
+
+
+async def test_reaction_in_a_channel_another_org_shares_credits_the_same_person(
+    harness: SlackHarness,
+):
+    """In a Slack Connect channel created by another organisation, Slack sets the event's
+    top-level `team_id` to that organisation; the claim is still bob's, so his `/review done`
+    finishes it (the workspace is `authorizations[0].team_id`, as bolt reads it)."""
+    ts = await ask(harness)
+    event = p.reaction_event(user=BOB[0], channel=REVIEW_CHANNEL, ts=ts)
+    payload = p.event_callback_payload(event) | {"team_id": "T0HOST", "is_ext_shared_channel": True}
+    assert (await harness.post(p.json_body(payload))).status == 200
+
+    answer = await harness.command("done 1", BOB)
+    await harness.deliver()
+
+    assert "is held by" not in answer.text
+    assert "*Status:* done" in json.dumps(harness.calls("chat.update")[-1].args["blocks"])

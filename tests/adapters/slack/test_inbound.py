@@ -75,6 +75,24 @@ def test_reaction_with_skin_tone_is_claim_emoji():
     assert parsed.reply_inline is False
 
 
+@pytest.mark.parametrize(
+    ("changes", "team"),
+    [
+        ({"team_id": "T0HOST"}, p.TEAM_ID),  # a Slack Connect channel another org created
+        ({"authorizations": []}, p.TEAM_ID),  # no authorizations: the top-level team_id
+    ],
+)
+def test_reaction_is_credited_to_the_installed_workspace(changes: dict, team: str):
+    """The member's workspace is our install (`authorizations[0]`), not the channel's host."""
+    event = p.reaction_event(ts="1700000000.000100", user="U0BOB")
+    body = p.event_callback_payload(event) | changes
+
+    parsed = inbound.parse_reaction(body, received_at=AT, bot_user_id=p.BOT_USER_ID)
+
+    assert parsed is not None
+    assert parsed.member.community_id == team
+
+
 def test_reaction_removed_is_not_added():
     """reaction_removed parses as a removal."""
     event = p.reaction_event("reaction_removed", ts="1700000000.000100")
