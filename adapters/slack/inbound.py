@@ -208,7 +208,13 @@ def parse_view_submission(
         return None
     values = _map(_map(view.get("state")).get("values"))
     field = _map(_map(values.get(RESPONSE_BLOCK_ID)).get(RESPONSE_ACTION_ID))
-    team_id = _str(_map(body.get("team")).get("id")) or _str(user.get("team_id"))
+    # Submitted from a Slack Connect partner's workspace, `team` is that workspace (unlike a
+    # click's); `app_installed_team_id` is ours, as on the click (bolt reads it the same way).
+    team_id = (
+        _str(view.get("app_installed_team_id"))
+        or _str(_map(body.get("team")).get("id"))
+        or _str(user.get("team_id"))
+    )
     return ButtonPressed(
         event_key=f"slack:view:{view_id}",
         member=_member(team_id, user_id, _str(user.get("username")) or _str(user.get("name"))),

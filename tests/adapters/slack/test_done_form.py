@@ -245,3 +245,33 @@ async def test_done_by_command_still_takes_a_response(harness: Harness):
     assert answer.json()["text"] == texts.COMPLETED.format(id=1)
     assert harness.calls("views.open") == []
     assert await status(harness) == (Status.DONE, BOB[0], RESPONSE)
+
+
+async def test_form_submitted_from_a_partner_workspace_completes_the_claim(harness: Harness):
+    """Bob is a Slack Connect guest from another org: his Claim and Done clicks carry our
+    workspace as `team`, but his form's submission carries his own, with ours in
+    `view.app_installed_team_id`. It is still his claim, so the form completes it."""
+    partner = "T0PARTNER"
+    ts = await ask(harness)
+    for action in ("claim", "done"):
+        click = p.block_actions_payload(
+            f"review_{action}", "1", user_id=BOB[0], channel_id=REVIEW_CHANNEL, message_ts=ts
+        )
+        click["user"]["team_id"] = partner
+        assert (await harness.post(p.interactive_body(click))).status == 200
+    await harness.deliver()
+    [form] = harness.forms()
+    submission = p.view_submission_payload(
+        form["callback_id"],
+        {"response": {"response": {"type": "plain_text_input", "value": RESPONSE}}},
+        user_id=BOB[0],
+        team_id=partner,
+        view_id=form["id"],
+        private_metadata=form["private_metadata"],
+    )
+    submission["view"]["app_installed_team_id"] = p.TEAM_ID
+
+    assert (await harness.post(p.interactive_body(submission))).status == 200
+    await harness.deliver()
+
+    assert await status(harness) == (Status.DONE, BOB[0], RESPONSE)
