@@ -135,7 +135,15 @@ def register(
 
     async def on_reaction(body: dict[str, Any]) -> BoltResponse | None:
         event = inbound.parse_reaction(body, received_at=clock.now(), bot_user_id=bot_user_id)
-        return None if event is None else await _apply(inbox, await _with_name(users, event))
+        if event is None:
+            return None
+        member = event.member
+        # Triage bots react 👀 to every message; a bot claims nothing (Discord skips bots too).
+        # The one users.info answer serves for the name as well.
+        if await users.is_bot(member.community_id, member.user_id):
+            return None
+        named = _named(event, users.cached_name(member.community_id, member.user_id))
+        return await _apply(inbox, named)
 
     async def on_action(ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
         # Slack shows nothing from a block_actions ack; the reply goes out as an ephemeral notice.

@@ -1,4 +1,4 @@
-"""What Slack says about a user: one cache of `users.info` answers, for admin rights and names.
+"""What Slack says about a user: one cache of `users.info` answers: admin rights, names, bots.
 
 Slash commands do not say whether the user is a workspace admin (`/review setup` needs to know),
 and reaction events carry only a user id, so a post would say "claimed by U0CAROL". Both come
@@ -41,6 +41,7 @@ class _Entry:
     admin: bool
     name: str
     fetched_at: datetime
+    bot: bool = False
 
 
 def _str(value: object) -> str:
@@ -92,6 +93,11 @@ class SlackUsers:
         entry = await self._entry(team_id, user_id, self._name_ttl)
         return entry.name if entry is not None and entry.name else fallback
 
+    async def is_bot(self, team_id: str, user_id: str) -> bool:
+        """True if Slack says the user is a bot (cached with the name); False when it cannot say."""
+        entry = await self._entry(team_id, user_id, self._name_ttl)
+        return entry is not None and entry.bot
+
     def cached_name(self, team_id: str, user_id: str) -> str:
         """The name if a fresh answer is cached, else ""; never calls Slack."""
         entry = self._fresh(team_id, user_id, self._name_ttl)
@@ -121,6 +127,7 @@ class SlackUsers:
             admin=any(user.get(f) is True for f in _ADMIN_FIELDS),
             name=user_name(user),
             fetched_at=self._clock.now(),
+            bot=user.get("is_bot") is True,
         )
         self._remember((team_id, user_id), entry)
         return entry

@@ -348,3 +348,17 @@ async def test_reaction_in_a_channel_another_org_shares_credits_the_same_person(
 
     assert "is held by" not in answer.text
     assert "*Status:* done" in json.dumps(harness.calls("chat.update")[-1].args["blocks"])
+
+
+async def test_another_bots_reaction_claims_nothing(harness: SlackHarness):
+    """A bot's 👀 (a triage bot reacting to every message) claims nothing; bob's after it does."""
+    triage = ("U0TRIAGE", "triage")
+    harness.slack.add_user(triage[0], name=triage[1], is_bot=True)
+    ts = await ask(harness)
+
+    assert (await harness.react(ts, triage)).status == 200
+    assert (await harness.react(ts, BOB)).status == 200
+    await harness.deliver()
+
+    assert "claimed by bob" in json.dumps(harness.calls("chat.update")[-1].args["blocks"])
+    assert dms_to(harness, ALICE[0]) == [texts.DM_CLAIMED.format(name="bob", id=1, link=LINK)]
