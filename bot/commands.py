@@ -589,6 +589,8 @@ def parse_options(verb: str, options: Mapping[str, str | int]) -> Command | Usag
     ):
         if name in options and str(options[name]).strip():
             value = str(options[name])
+            if name == "topics":  # comma-separated, as `ask` reads its topics option
+                value = value.replace(",", " ")
             parts.append(f"{name}={value}" if name in _KEYED_OPTIONS else value)
     if verb not in VERBS:
         return UsageError(f"I don't know '{clean_text(verb, 30)}'. Try /review help.")

@@ -431,6 +431,12 @@ def test_options_ask_refuses_bad_link_and_topic() -> None:
         pytest.param("cancel", {"id": "#7"}, Cancel(7), id="cancel"),
         pytest.param("pause", {"days": 14}, Pause(14), id="pause"),
         pytest.param("volunteer", {"topics": "python go"}, VolunteerFor(("python", "go")), id="v"),
+        pytest.param(
+            "volunteer", {"topics": "python,go"}, VolunteerFor(("python", "go")), id="v-commas"
+        ),
+        pytest.param(
+            "unvolunteer", {"topics": "python,#go"}, Unvolunteer(("python", "go")), id="unv-commas"
+        ),
         pytest.param("unvolunteer", {}, Unvolunteer(), id="unvolunteer"),
         pytest.param("list", {"topic": "#Python"}, ListOpen("python"), id="list"),
         pytest.param("list", {"topic": " "}, ListOpen(None), id="list-blank"),
