@@ -92,6 +92,10 @@ NOTHING_MINE = "You have no open requests or claims."
 UNKNOWN_REQUEST = "There is no request #{id}."
 SETUP_DONE = "This channel is now the review channel; reminders at {time} ({tz})."
 SETUP_ADMIN_ONLY = "Only a community admin can run /review setup."
+SETUP_NOT_A_CHANNEL = (
+    "The bot cannot post in a direct message: run /review setup in the channel that should "
+    "receive review requests."
+)
 SETUP_RESTORED = "The bot can post here again: {count} held notice{s} go out now."
 # A channel the platform said is gone or closed to the bot (logs, `reviewrelay check`).
 DEGRADED_FIX = (

@@ -33,7 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import inbound, render
 from adapters.slack.users import SlackUsers
 from bot import texts
-from bot.model import ButtonAction, ButtonPressed, CommandReceived, ReactionChanged
+from bot.model import ButtonAction, ButtonPressed, CommandReceived, ReactionChanged, Reply
 from bot.ports import Clock, Inbox
 
 log = logging.getLogger(__name__)
@@ -55,11 +55,15 @@ _E = TypeVar("_E", CommandReceived, ReactionChanged, ButtonPressed)
 _ADMIN_VERBS = frozenset({"setup", "release", "done", "cancel", "reopen", "close"})
 
 
-def _needs_admin(text: str) -> bool:
-    # The verb, read as `commands.parse` reads it, says whether admin rights can matter,
-    # without a second full parse of every command; the answer is cached per user.
+def _verb(text: str) -> str:
+    # The verb as `commands.parse` reads it, without a second full parse of every command.
     words = text.split(maxsplit=1)
-    return bool(words) and words[0].lower().rstrip(":") in _ADMIN_VERBS
+    return words[0].lower().rstrip(":") if words else ""
+
+
+def _needs_admin(text: str) -> bool:
+    # The verb says whether admin rights can matter; the answer is cached per user.
+    return _verb(text) in _ADMIN_VERBS
 
 
 def _named(event: _E, name: str) -> _E:
@@ -103,6 +107,20 @@ async def _open_done_form(client: AsyncWebClient, trigger_id: str, event: Button
     return True
 
 
+async def _command_event(users: SlackUsers, event: CommandReceived) -> CommandReceived:
+    """The command with the member's name and, where it can matter, their admin rights."""
+    member = event.member
+    # A cached name keeps a person's name the same across commands and reactions; the payload's
+    # handle serves otherwise, and Slack is asked only when there is none.
+    event = _named(event, users.cached_name(member.community_id, member.user_id))
+    if not event.member.display_name:
+        event = await _with_name(users, event)
+    if _needs_admin(event.text):
+        admin = await users.is_admin(member.community_id, member.user_id)
+        event = replace(event, is_admin=admin)
+    return event
+
+
 def register(
     app: AsyncApp,
     inbox: Inbox,
@@ -117,16 +135,12 @@ def register(
     async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
         event = inbound.parse_slash_command(body, received_at=clock.now())
         try:
-            member = event.member
-            # A cached name keeps a person's name the same across commands and reactions; the
-            # payload's handle serves otherwise, and Slack is asked only when there is none.
-            event = _named(event, users.cached_name(member.community_id, member.user_id))
-            if not event.member.display_name:
-                event = await _with_name(users, event)
-            if _needs_admin(event.text):
-                admin = await users.is_admin(member.community_id, member.user_id)
-                event = replace(event, is_admin=admin)
-            reply = await inbox.handle(event)
+            if _verb(event.text) == "setup" and inbound.in_direct_message(body):
+                # Slack delivers the command from a DM the bot is not in: nothing could be
+                # posted there.
+                reply = Reply(texts.SETUP_NOT_A_CHANNEL)
+            else:
+                reply = await inbox.handle(await _command_event(users, event))
         except Exception:
             log.exception("Slack command %s failed", event.event_key)
             await ack(**render.render_apology())

@@ -77,6 +77,16 @@ def parse_slash_command(body: Mapping[str, Any], *, received_at: datetime) -> Co
     )
 
 
+def in_direct_message(body: Mapping[str, Any]) -> bool:
+    """Whether a slash command was typed in a DM or group DM, where the bot cannot post."""
+    name = _str(body.get("channel_name"))
+    return (
+        name == "directmessage"
+        or name.startswith("mpdm-")
+        or _str(body.get("channel_id")).startswith("D")
+    )
+
+
 def event_stamp(raw: str) -> Decimal | None:
     """Slack's `event_ts` ("1700000001.000200") as an exact decimal; None if it is not one.
 

@@ -362,3 +362,19 @@ async def test_another_bots_reaction_claims_nothing(harness: SlackHarness):
 
     assert "claimed by bob" in json.dumps(harness.calls("chat.update")[-1].args["blocks"])
     assert dms_to(harness, ALICE[0]) == [texts.DM_CLAIMED.format(name="bob", id=1, link=LINK)]
+
+
+async def test_setup_in_a_direct_message_keeps_the_review_channel(harness: SlackHarness):
+    """/review setup typed in a DM (Slack: channel_name "directmessage") cannot make that DM the
+    review channel: the bot cannot post there. The admin is told so; requests still go out."""
+    harness.slack.add_user("U0ADMIN", name="admin", is_admin=True)
+    admin = ("U0ADMIN", "admin")
+
+    answer = await harness.command(
+        "setup", admin, channel_id="D0ADMINBOB", channel_name="directmessage"
+    )
+    ts = await ask(harness)
+
+    assert answer.json()["text"] == texts.SETUP_NOT_A_CHANNEL
+    assert ts
+    assert harness.posts()[0].args["channel"] == REVIEW_CHANNEL
