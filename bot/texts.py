@@ -92,6 +92,10 @@ NOTHING_MINE = "You have no open requests or claims."
 UNKNOWN_REQUEST = "There is no request #{id}."
 SETUP_DONE = "This channel is now the review channel; reminders at {time} ({tz})."
 SETUP_ADMIN_ONLY = "Only a community admin can run /review setup."
+SETUP_BOT_CANNOT_POST = (
+    "The bot cannot post in this channel: give it View Channel and Send Messages here, or run "
+    "/review setup in the channel that should receive review requests."
+)
 SETUP_NOT_A_CHANNEL = (
     "The bot cannot post in a direct message: run /review setup in the channel that should "
     "receive review requests."

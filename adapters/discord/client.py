@@ -217,6 +217,10 @@ class ReviewClient(discord.Client):
     async def run_command(
         self, interaction: discord.Interaction[Any], verb: str, options: Mapping[str, object]
     ) -> None:
+        if verb == "setup" and interaction.guild_id and not inbound.can_post_here(interaction):
+            # Relay posts could never be sent here: say so instead of setting a dead channel.
+            await interaction.response.send_message(texts.SETUP_BOT_CANNOT_POST, ephemeral=True)
+            return
         now = self._clock.now()
         await self._answer(
             interaction, inbound.parse_command(interaction, verb, options, received_at=now)

@@ -118,6 +118,24 @@ def _interaction_member(interaction: discord.Interaction[Any]) -> Member | None:
     return member(interaction.guild_id, user.id, user.display_name)
 
 
+_THREADS: Final = frozenset(
+    {
+        discord.ChannelType.public_thread,
+        discord.ChannelType.private_thread,
+        discord.ChannelType.news_thread,
+    }
+)
+
+
+def can_post_here(interaction: discord.Interaction[Any]) -> bool:
+    """Whether the bot may send messages where the interaction happened (`app_permissions`)."""
+    allowed = interaction.app_permissions
+    channel = interaction.channel
+    in_thread = channel is not None and getattr(channel, "type", None) in _THREADS
+    send = allowed.send_messages_in_threads if in_thread else allowed.send_messages
+    return allowed.administrator or (allowed.view_channel and send)
+
+
 def parse_command(
     interaction: discord.Interaction[Any],
     verb: str,

@@ -11,9 +11,9 @@ from adapters.discord import client as client_module
 from adapters.discord import render
 from bot import texts
 from bot.commands import VERBS
-from bot.model import InboundEvent, Reply
+from bot.model import InboundEvent, Platform, Reply
 from tests.adapters.discord.conftest import DiscordHarness
-from tests.fakes.discord_payloads import FakeMember, FakeUser
+from tests.fakes.discord_payloads import PERM_SEND_MESSAGES, FakeMember, FakeUser
 from tests.fakes.fake_discord import FakeDiscord
 
 EPHEMERAL = 64
@@ -255,3 +255,25 @@ async def test_another_bots_reaction_claims_nothing(bot: DiscordHarness) -> None
     await bot.deliver()
     assert status_of(bot, message_id) == "claimed by bob"
     assert all(event.member.user_id != triage.id for event, _ in bot.inbox.handled)
+
+
+async def test_setup_where_the_bot_cannot_post_keeps_the_review_channel(
+    bot: DiscordHarness,
+) -> None:
+    """/review setup in a channel the bot cannot send to (Discord's `app_permissions` lack Send
+    Messages) is refused with the reason; the review channel stays where it was."""
+    for role in bot.guild.roles:
+        role.permissions &= ~PERM_SEND_MESSAGES
+    bot.guild.everyone_permissions &= ~PERM_SEND_MESSAGES
+    general = bot.guild.channel("general").id
+
+    interaction_id = await bot.fake.send_slash_command(
+        bot.guild.id, general, bot.user("admin"), subcommand="setup", options={}
+    )
+    answer = await bot.fake.wait_for_interaction_response(interaction_id)
+
+    assert answer.data is not None
+    assert answer.data["content"] == texts.SETUP_BOT_CANNOT_POST
+    known = await bot.core.store.run(lambda tx: tx.community(Platform.DISCORD, bot.guild.id))
+    assert known is not None
+    assert known.review_channel_id == bot.reviews
