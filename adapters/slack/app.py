@@ -80,6 +80,17 @@ async def _with_name(users: SlackUsers, event: _E) -> _E:
     return _named(event, found)
 
 
+async def _pressed(users: SlackUsers, event: ButtonPressed) -> ButtonPressed:
+    """A Release or Done press (the button or the Done form) with the name Slack shows and the
+    presser's admin rights: an admin's press acts on someone else's claim, as the commands do and
+    as on Discord, whose interactions carry the rights."""
+    event = await _with_name(users, event)
+    if event.action is ButtonAction.CLAIM:
+        return event
+    member = event.member
+    return replace(event, is_admin=await users.is_admin(member.community_id, member.user_id))
+
+
 async def _apply(inbox: Inbox, event: ReactionChanged | ButtonPressed) -> BoltResponse | None:
     """Hand an event to the core; on failure answer 500 (the store rolled back; Slack retries)."""
     try:
@@ -162,7 +173,7 @@ def register(
     async def on_action(ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
         # Slack shows nothing from a block_actions ack; the reply goes out as an ephemeral notice.
         event = inbound.parse_block_action(body, received_at=clock.now())
-        failed = None if event is None else await _apply(inbox, await _with_name(users, event))
+        failed = None if event is None else await _apply(inbox, await _pressed(users, event))
         await ack()
         return failed
 
@@ -186,7 +197,7 @@ def register(
             await ack(response_action="clear")
             return
         try:
-            await inbox.handle(await _with_name(users, event))
+            await inbox.handle(await _pressed(users, event))
         except Exception:
             # The form stays open with the apology under the input, so the response is not lost.
             log.exception("Slack Done form %s failed", event.event_key)

@@ -183,6 +183,31 @@ async def test_claim_and_done_by_buttons(harness: SlackHarness):
     assert bob_sees[-1] == texts.COMPLETED.format(id=1)
 
 
+async def test_an_admins_release_button_and_done_form_act_on_someone_elses_claim(
+    harness: SlackHarness,
+):
+    """An admin's Release button reopens bob's claim and the admin's Done form completes it,
+    as `/review release 1` and `/review done 1` do; a member's press is refused."""
+    harness.slack.add_user("U0ADMIN", name="admin", is_admin=True)
+    admin, carol = ("U0ADMIN", "admin"), ("U0CAROL", "carol")
+    ts = await ask(harness)
+    await harness.click("claim", 1, BOB, ts)
+    await harness.click("release", 1, carol, ts)
+    await harness.deliver()
+    assert "claimed by bob" in json.dumps(message(harness)["blocks"])
+
+    await harness.click("release", 1, admin, ts)
+    await harness.deliver()
+    assert "*Status:* open" in json.dumps(message(harness)["blocks"])
+
+    await harness.click("claim", 1, BOB, ts)
+    await harness.click("done", 1, admin, ts)
+    [form] = harness.forms()
+    await harness.submit(form, admin, "looks good")
+    await harness.deliver()
+    assert "done by bob" in json.dumps(message(harness)["blocks"])
+
+
 async def test_forged_signature_is_rejected_and_changes_nothing(harness: SlackHarness):
     """A request signed with the wrong secret gets 401; no request, claim or call results."""
     body = p.slash_command_body(f"{LINK} #python", user_id=ALICE[0], user_name=ALICE[1])
