@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot import effects, reciprocity, texts
@@ -27,6 +27,8 @@ GLOBAL = "*"  # the reminder-run scope of nudges and expiry, which belong to no 
 MAX_NUDGES = 2  # after this many ignored nudges the claim goes back to the queue
 SWEEP_LIMIT = 500  # per run; the rest follows the next day, keeping one run's transaction short
 WEEKEND = (5, 6)
+# Local dates of one moment differ by 2 days at most (UTC-12 to UTC+14); 3 leaves a margin.
+MAX_ZONE_GAP = timedelta(days=3)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,9 +175,15 @@ class Reminders:
         self, tx: Transaction, community: Community, now: datetime, report: SweepReport
     ) -> None:
         day = local_date(now, community.timezone)
-        if not await tx.record_reminder_run(community.platform, community.community_id, day, now):
+        # Gated on when the last digest went out, seen in today's zone, not on the date key: a
+        # community that moves its zone west after today's digest is back on a date it has no
+        # key for (a second digest), and then on one whose key its old zone used (a day skipped).
+        recent = (date.fromisoformat(day) - MAX_ZONE_GAP).isoformat()
+        last = await tx.last_daily_run(community.platform, community.community_id, recent)
+        if last is not None and local_date(last, community.timezone) >= day:
             report.skipped.append(community)
             return
+        await tx.record_daily_run(community.platform, community.community_id, day, now)
         stale, more = await self._stale(tx, now, community.timezone)
         report.digests.append((community, len(stale) + more))
         if not stale:

@@ -378,6 +378,16 @@ class Transaction(Protocol):
         """True the first time for this community and local date; False afterwards."""
         ...
 
+    async def last_daily_run(self, platform: str, community_id: str, since: str) -> datetime | None:
+        """The latest moment a run keyed by a local date from `since` on was recorded."""
+        ...
+
+    async def record_daily_run(
+        self, platform: str, community_id: str, local_date: str, at: datetime
+    ) -> None:
+        """Record a run for this local date at `at`, replacing one already there."""
+        ...
+
 
 class Store(Protocol):
     async def run(self, work: Callable[[Transaction], Awaitable[T]]) -> T:

@@ -706,9 +706,13 @@ class SqliteTransaction:
         request_ids: Sequence[int],
         at: datetime,
     ) -> int:
-        return await self._insert(
+        # A date already there belongs to a digest sent before the community moved its time zone
+        # west: the new digest takes its place as the one that claims and releases edit.
+        row = await self._one(
             "INSERT INTO digests (platform, community_id, local_date, channel_id, request_ids, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+            "channel_id = excluded.channel_id, request_ids = excluded.request_ids, "
+            "message_id = '', created_at = excluded.created_at RETURNING id",
             (
                 platform,
                 community_id,
@@ -718,6 +722,8 @@ class SqliteTransaction:
                 _ts(at),
             ),
         )
+        assert row is not None  # noqa: S101 - an upsert returns its row
+        return int(row["id"])
 
     async def digests_with(self, request_id: int, since: datetime) -> list[Digest]:
         rows = await self._rows(
@@ -1383,3 +1389,22 @@ class SqliteTransaction:
             (platform, community_id, local_date, _ts(at)),
         )
         return bool(added.rowcount)
+
+    async def last_daily_run(self, platform: str, community_id: str, since: str) -> datetime | None:
+        # Daily keys are dates (YYYY-MM-DD); the monthly thanks' keys share the table.
+        row = await self._one(
+            "SELECT MAX(ran_at) AS last FROM reminder_runs WHERE platform = ? "
+            "AND community_id = ? AND local_date >= ? "
+            "AND local_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'",
+            (platform, community_id, since),
+        )
+        return _dt(row["last"]) if row else None
+
+    async def record_daily_run(
+        self, platform: str, community_id: str, local_date: str, at: datetime
+    ) -> None:
+        await self._run(
+            "INSERT INTO reminder_runs VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET ran_at = excluded.ran_at",
+            (platform, community_id, local_date, _ts(at)),
+        )

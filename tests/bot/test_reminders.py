@@ -295,3 +295,26 @@ async def test_dry_run_sends_and_records_nothing(dispatcher, worker, sender, sto
     await reminders(store, clock).run()
     await worker.drain()
     assert len(_digests(sender)) == 1
+
+
+async def test_moving_west_after_todays_digest_does_not_post_it_again(
+    dispatcher, worker, sender, store, clock
+):
+    """A community that had today's 09:00 UTC digest and then moves to UTC-11 (where it is
+    still yesterday evening, after 09:00) gets its next digest at 09:00 there, and only that."""
+    await _ask(dispatcher, clock, "https://example.com/a")
+    clock.set(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    posted = [clock.now() for _, n in (await reminders(store, clock).run()).digests if n]
+    clock.advance(minutes=30)
+    reply = await dispatcher.handle(
+        command("setup tz=Pacific/Pago_Pago", "boss", admin=True, at=clock.now())
+    )
+    assert "Pacific/Pago_Pago" in reply.text
+    for _ in range(6 * 24):  # a day of ticks every 10 minutes
+        clock.advance(minutes=10)
+        posted += [clock.now() for _, n in (await reminders(store, clock).run()).digests if n]
+    # 09:00 UTC, then 09:00 in Pago Pago (20:00 UTC); nothing in between.
+    assert posted == [
+        datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
+        datetime(2026, 11, 25, 20, 0, tzinfo=UTC),
+    ]
