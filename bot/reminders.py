@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot import effects, reciprocity, texts
@@ -76,6 +76,28 @@ def business_age(start: datetime, end: datetime, timezone: str) -> timedelta:
             total += segment_end - cursor
         cursor = segment_end
     return total
+
+
+def day_start(day: date, rules: ReminderRules) -> datetime:
+    """The first moment of a local day in the rules' time zone, in UTC."""
+    return datetime.combine(day, time(), ZoneInfo(rules.timezone)).astimezone(UTC)
+
+
+def nudge_cutoff(now: datetime, rules: ReminderRules) -> datetime:
+    """Claims nudged, claimed or snoozed up to this moment are due for a nudge.
+
+    `nudge_after` before now, kept within the local day that many days back when it is whole
+    days: nudges are stamped with the start of their day, and 72 hours across a DST change end
+    an hour into that day (one sweep early after midnight skipped a day) or an hour before it
+    (one late in the evening came a day early).
+    """
+    cutoff = now - rules.nudge_after
+    if rules.nudge_after % timedelta(days=1):
+        return cutoff
+    back = now.astimezone(ZoneInfo(rules.timezone)).date() - rules.nudge_after
+    first = day_start(back, rules)
+    last = day_start(back + timedelta(days=1), rules) - timedelta(microseconds=1)
+    return min(max(cutoff, first), last)
 
 
 class _Recording:
@@ -263,7 +285,12 @@ class Reminders:
                 report.expired.append(request.id)
 
     async def _nudge(self, tx: Transaction, now: datetime, report: SweepReport) -> None:
-        for due in await tx.claims_to_nudge(now - self._rules.nudge_after, SWEEP_LIMIT):
+        # A nudge counts from the start of its day: stamped with the sweep's own moment, the next
+        # day's sweep, a few seconds earlier in its minute (or a catch-up's at noon), found it
+        # short of `nudge_after` by those seconds and let the next nudge or release slip a day.
+        today = day_start(now.astimezone(ZoneInfo(self._rules.timezone)).date(), self._rules)
+        cutoff = nudge_cutoff(now, self._rules)
+        for due in await tx.claims_to_nudge(cutoff, SWEEP_LIMIT):
             request, claimer = due.request, due.claimer
             if due.nudges >= MAX_NUDGES:
                 # Read again: another claim on it may have been released a moment ago.
@@ -272,7 +299,7 @@ class Reminders:
                 if current and await self._system(tx, current, Action.RELEASE, now, on=on):
                     report.released.append(request.id)
                 continue
-            await tx.record_nudge(request.id, claimer.person_id, now)
+            await tx.record_nudge(request.id, claimer.person_id, today)
             report.nudged.append(request.id)
             if claimer.platform in self._platforms:
                 days = max(1, (now - due.claimed_at).days)

@@ -4,6 +4,7 @@ the digest edited in place, claim nudges with auto-release, expiry and reopening
 from __future__ import annotations
 
 import asyncio
+import itertools
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -318,3 +319,52 @@ async def test_moving_west_after_todays_digest_does_not_post_it_again(
         datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
         datetime(2026, 11, 25, 20, 0, tzinfo=UTC),
     ]
+
+
+async def test_the_second_nudge_comes_three_sweeps_after_the_first(
+    dispatcher, worker, sender, store, clock
+):
+    """The once-a-minute schedule starts each day's sweep at some second after 09:00; a sweep
+    a few seconds earlier in the minute than the first nudge's still sends the second one."""
+    await _ask(dispatcher, clock, "https://example.com/a")
+    await dispatcher.handle(command("claim 1", "vera", at=clock.now()))
+    clock.set(datetime(2026, 11, 27, 9, 0, 37, tzinfo=UTC))
+    assert (await reminders(store, clock).run()).nudged == [1]
+    nudged = []
+    for day in (28, 29, 30):
+        clock.set(datetime(2026, 11, day, 9, 0, 12, tzinfo=UTC))
+        nudged += [(day, i) for i in (await reminders(store, clock).run()).nudged]
+    assert nudged == [(30, 1)]
+
+
+@pytest.mark.parametrize(
+    ("at", "first_day"),
+    [
+        ("00:30", datetime(2026, 3, 24, 12, tzinfo=UTC)),  # Berlin springs forward 2026-03-29
+        ("23:30", datetime(2026, 10, 19, 12, tzinfo=UTC)),  # and falls back 2026-10-25
+        ("09:00", datetime(2026, 3, 24, 12, tzinfo=UTC)),
+    ],
+)
+async def test_nudges_come_every_third_local_day_across_a_dst_change(store, at, first_day):
+    """Ticking every 10 minutes: the nudges and the release of a quiet claim fall three local
+    days apart, whatever the reminder time and the DST change between them."""
+    clock = FakeClock(first_day)
+    dispatcher = Dispatcher(store=store, clock=clock, rules=Rules(), platforms=[Platform.CONSOLE])
+    await _ask(dispatcher, clock, "https://example.com/a")
+    await dispatcher.handle(command("claim 1", "vera", at=clock.now()))
+    berlin = ReminderRules(
+        stale_after=timedelta(days=99),
+        nudge_after=timedelta(days=3),
+        expire_after=timedelta(days=99),
+        timezone="Europe/Berlin",
+        reminder_time=at,
+    )
+    sweeps = reminders(store, clock, berlin)
+    days = []
+    for _ in range(12 * 24 * 6):
+        clock.advance(minutes=10)
+        report = await sweeps.run()
+        if report.nudged or report.released:
+            days.append(clock.now().astimezone(ZoneInfo("Europe/Berlin")).date())
+    assert len(days) == 3, days
+    assert [(b - a).days for a, b in itertools.pairwise(days)] == [3, 3], days
