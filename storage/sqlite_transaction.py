@@ -667,9 +667,15 @@ class SqliteTransaction:
         return [by_id[i] for i in request_ids if i in by_id]
 
     async def claims_to_nudge(self, due_before: datetime, limit: int = 100) -> list[ClaimToNudge]:
+        # One row a person and request: two accounts that each took a slot and were then linked
+        # are one person with two claims there. A person with a finished review there holds
+        # nothing (Request.holding), and looking for them among the holders stopped every sweep.
         rows = await self._rows(
-            "SELECT request_id, person_id, nudges, claimed_at FROM claims WHERE status = 'active' "
-            "AND COALESCE(nudged_at, claimed_at) <= ? ORDER BY claimed_at LIMIT ?",
+            "SELECT request_id, person_id, MAX(nudges) AS nudges, MIN(claimed_at) AS claimed_at "
+            "FROM claims c WHERE status = 'active' AND COALESCE(nudged_at, claimed_at) <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM claims d WHERE d.request_id = c.request_id "
+            "AND d.person_id = c.person_id AND d.status = 'done') "
+            "GROUP BY request_id, person_id ORDER BY claimed_at LIMIT ?",
             (_ts(due_before), limit),
         )
         requests = {r.id: r for r in await self.requests_by_ids([r["request_id"] for r in rows])}

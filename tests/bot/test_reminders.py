@@ -368,3 +368,30 @@ async def test_nudges_come_every_third_local_day_across_a_dst_change(store, at, 
             days.append(clock.now().astimezone(ZoneInfo("Europe/Berlin")).date())
     assert len(days) == 3, days
     assert [(b - a).days for a, b in itertools.pairwise(days)] == [3, 3], days
+
+
+async def _link(dispatcher, clock, keep: str, merge: str) -> None:
+    """`merge` joins `keep`'s person with a link code."""
+    issued = await dispatcher.handle(command("link", keep, at=clock.now()))
+    code = issued.text.split("code is ")[1].split(".")[0]
+    linked = await dispatcher.handle(command(f"link {code}", merge, at=clock.now()))
+    assert linked.text.startswith("Linked")
+
+
+async def test_a_person_linked_onto_two_slots_of_one_request_stops_no_sweep(
+    dispatcher, worker, sender, store, clock
+):
+    """Two accounts that each took a slot of an x2 request (one finished) and are then linked
+    into one person: the sweep still nudges the others and posts the digest, every day."""
+    await _ask(dispatcher, clock, "https://example.com/stale")
+    await dispatcher.handle(command("https://example.com/x2 #python x2", "riley", at=clock.now()))
+    await dispatcher.handle(command("claim 2", "vera", at=clock.now()))
+    await dispatcher.handle(command("claim 2", "vera-on-discord", at=clock.now()))
+    await dispatcher.handle(command("done 2", "vera-on-discord", at=clock.now()))
+    await _ask(dispatcher, clock, "https://example.com/held")
+    await dispatcher.handle(command("claim 3", "sam", at=clock.now()))
+    await _link(dispatcher, clock, "vera", "vera-on-discord")
+    clock.advance(days=4)
+    report = await reminders(store, clock).run()
+    assert [n for _, n in report.digests] == [1]
+    assert report.nudged == [3]
