@@ -67,12 +67,15 @@ def business_age(start: datetime, end: datetime, timezone: str) -> timedelta:
     """Time between two moments, not counting Saturdays and Sundays in that time zone."""
     zone = ZoneInfo(timezone)
     total = timedelta()
-    cursor = start.astimezone(zone)
-    end = end.astimezone(zone)
+    # Instants in UTC, days in the zone: two datetimes sharing one tzinfo subtract and compare
+    # as wall-clock times, an hour off across a DST change on a weekday (Cairo, Gaza).
+    cursor = start.astimezone(UTC)
+    end = end.astimezone(UTC)
     while cursor < end:
-        next_day = datetime.combine(cursor.date() + timedelta(days=1), time(), zone)
-        segment_end = min(next_day, end)
-        if cursor.weekday() not in WEEKEND:
+        local = cursor.astimezone(zone)
+        next_day = datetime.combine(local.date() + timedelta(days=1), time(), zone)
+        segment_end = min(next_day.astimezone(UTC), end)
+        if local.weekday() not in WEEKEND:
             total += segment_end - cursor
         cursor = segment_end
     return total

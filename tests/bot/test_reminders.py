@@ -395,3 +395,21 @@ async def test_a_person_linked_onto_two_slots_of_one_request_stops_no_sweep(
     report = await reminders(store, clock).run()
     assert [n for _, n in report.digests] == [1]
     assert report.nudged == [3]
+
+
+async def test_business_age_counts_real_hours_across_a_weekday_dst_change(store, worker, sender):
+    """Cairo leaves summer time at the end of Thursday 2026-10-29: asked Thursday 11:30 local,
+    a request is 24.5 business hours old at Friday's 11:00 digest (not 23.5 on the wall clock)."""
+    clock = FakeClock(datetime(2026, 10, 29, 8, 30, tzinfo=UTC))
+    dispatcher = Dispatcher(store=store, clock=clock, rules=Rules(), platforms=[Platform.CONSOLE])
+    await _set_timezone(store, "Africa/Cairo", "11:00")
+    await _ask(dispatcher, clock, "https://example.com/thursday")
+    clock.set(datetime(2026, 10, 30, 9, 0, tzinfo=UTC))
+    business = ReminderRules(
+        stale_after=timedelta(hours=24),
+        nudge_after=timedelta(days=9),
+        expire_after=timedelta(days=14),
+        business_days=True,
+    )
+    friday = await reminders(store, clock, business).run()
+    assert [n for _, n in friday.digests] == [1]
