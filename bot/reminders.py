@@ -172,26 +172,26 @@ class Reminders:
             await self._recognition(tx, community, now, report)
 
     async def _stale(
-        self, tx: Transaction, now: datetime, timezone: str
+        self, tx: Transaction, now: datetime, community: Community
     ) -> tuple[list[Request], int]:
         """A digest's worth of stale requests in `reciprocity.for_volunteers` order (oldest
         first, givers' first under soft reciprocity), and how many more there are."""
         cutoff = now - self._rules.stale_after
         soft = self._rules.reciprocity
         window = reciprocity.QUEUE_WINDOW if soft else effects.DIGEST_MAX_ITEMS
-        fetched = await tx.stale_requests(cutoff, limit=window)
+        fetched = await tx.stale_requests(cutoff, limit=window, seen_in=community)
         found = fetched
         if self._rules.business_days:
             # Business age grows with calendar age, so the survivors are a prefix of the list.
             found = [
                 r
                 for r in fetched
-                if business_age(r.created_at, now, timezone) >= self._rules.stale_after
+                if business_age(r.created_at, now, community.timezone) >= self._rules.stale_after
             ]
         if len(found) < len(fetched) or len(fetched) < window:
             total = len(found)  # every stale request is in hand
         else:
-            total = await tx.count_stale(cutoff)
+            total = await tx.count_stale(cutoff, seen_in=community)
         ordered = await reciprocity.for_volunteers(tx, found, now, soft=soft)
         shown = ordered[: effects.DIGEST_MAX_ITEMS]
         return shown, max(0, total - len(shown))
@@ -209,7 +209,7 @@ class Reminders:
             report.skipped.append(community)
             return
         await tx.record_daily_run(community.platform, community.community_id, day, now)
-        stale, more = await self._stale(tx, now, community.timezone)
+        stale, more = await self._stale(tx, now, community)
         report.digests.append((community, len(stale) + more))
         if not stale:
             return

@@ -182,11 +182,16 @@ class Transaction(Protocol):
         """Active requests the person asked for or holds."""
         ...
 
-    async def stale_requests(self, created_before: datetime, limit: int = 50) -> list[Request]:
-        """Open requests created at or before the cutoff, oldest first."""
+    async def stale_requests(
+        self, created_before: datetime, limit: int = 50, *, seen_in: Community | None = None
+    ) -> list[Request]:
+        """Open requests created at or before the cutoff, oldest first; with `seen_in`, only
+        those posted in that community (its own, and others' shared ones if it shares)."""
         ...
 
-    async def count_stale(self, created_before: datetime) -> int: ...
+    async def count_stale(
+        self, created_before: datetime, *, seen_in: Community | None = None
+    ) -> int: ...
     async def requests_by_ids(self, request_ids: Sequence[int]) -> list[Request]:
         """The requests, in the order of the ids given (unknown ids skipped)."""
         ...

@@ -171,6 +171,25 @@ _CLAIM_END = {
 }
 
 
+# Whether a request was posted in a community (the relay's rule in bot.usecases.asking): asked
+# there, or asked elsewhere, not `local`, and the community shares. No community: everywhere.
+_SEEN_IN = (
+    "(:everywhere OR ({r}requester_platform = :platform AND {r}requester_community = :community) "
+    "OR (:share AND NOT {r}local))"
+)
+
+
+def _seen_in(community: Community | None) -> dict[str, Any]:
+    if community is None:
+        return {"everywhere": True, "platform": None, "community": None, "share": False}
+    return {
+        "everywhere": False,
+        "platform": community.platform,
+        "community": community.community_id,
+        "share": community.share,
+    }
+
+
 def _row_to_member(row: sqlite3.Row, prefix: str, name_column: str) -> Member:
     return Member(
         platform=Platform(row[f"{prefix}_platform"]),
@@ -642,18 +661,23 @@ class SqliteTransaction:
         )
         return [_row_to_request(r) for r in rows]
 
-    async def stale_requests(self, created_before: datetime, limit: int = 50) -> list[Request]:
+    async def stale_requests(
+        self, created_before: datetime, limit: int = 50, *, seen_in: Community | None = None
+    ) -> list[Request]:
         rows = await self._rows(
-            _REQUEST_SELECT + " WHERE r.status = 'open' AND r.created_at <= ? "
-            "ORDER BY r.created_at LIMIT ?",
-            (_ts(created_before), limit),
+            _REQUEST_SELECT + " WHERE r.status = 'open' AND r.created_at <= :before "
+            f"AND {_SEEN_IN.format(r='r.')} ORDER BY r.created_at LIMIT :limit",
+            {"before": _ts(created_before), "limit": limit, **_seen_in(seen_in)},
         )
         return [_row_to_request(r) for r in rows]
 
-    async def count_stale(self, created_before: datetime) -> int:
+    async def count_stale(
+        self, created_before: datetime, *, seen_in: Community | None = None
+    ) -> int:
         row = await self._one(
-            "SELECT COUNT(*) AS n FROM requests WHERE status = 'open' AND created_at <= ?",
-            (_ts(created_before),),
+            "SELECT COUNT(*) AS n FROM requests WHERE status = 'open' AND created_at <= :before "
+            f"AND {_SEEN_IN.format(r='')}",
+            {"before": _ts(created_before), **_seen_in(seen_in)},
         )
         return int(row["n"]) if row else 0
 

@@ -413,3 +413,32 @@ async def test_business_age_counts_real_hours_across_a_weekday_dst_change(store,
     )
     friday = await reminders(store, clock, business).run()
     assert [n for _, n in friday.digests] == [1]
+
+
+async def test_a_digest_lists_only_requests_posted_in_its_community(
+    dispatcher, worker, sender, store, clock
+):
+    """A community's digest leaves out another's `local` requests, and a share=off community's
+    leaves out every other community's requests, as their relay posts do."""
+    for name, share in (("other", True), ("quiet", False)):
+        community = Community(
+            platform=Platform.CONSOLE,
+            community_id=name,
+            review_channel_id=f"{name}-reviews",
+            share=share,
+        )
+        await store.run(lambda tx, c=community: tx.save_community(c))
+    await _ask(dispatcher, clock, "https://example.com/shared")
+    await dispatcher.handle(
+        command("https://example.com/mine #python local", "riley", at=clock.now())
+    )
+    await worker.drain()
+    posted = {(n.channel_id, n.request.id) for n in sender.sent if n.request}
+    clock.advance(days=2)
+    report = await reminders(store, clock).run()
+    await worker.drain()
+    listed = {c.community_id: n for c, n in report.digests}
+    assert posted == {("reviews", 1), ("reviews", 2), ("other-reviews", 1)}
+    assert listed == {"local": 2, "other": 1, "quiet": 0}
+    [other] = [n.text for n in _digests(sender) if n.channel_id == "other-reviews"]
+    assert "https://example.com/mine" not in other
