@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -268,9 +268,14 @@ def _connected(adapter: Adapter) -> Check:
     return check
 
 
-async def _daily(core: Core, interval: float = 60.0) -> None:
-    """Once a minute: the reminders whose time has come (each runs once a day), and today's
-    retention pass. A job that fails is tried again at the next check; the other still runs."""
+async def _daily(
+    core: Core,
+    interval: float = 60.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Once a minute, at its start: the reminders whose time has come (each runs once a day),
+    and today's retention pass. A job that fails is tried again at the next check; the other
+    still runs."""
 
     async def reminders() -> None:
         await core.reminders.run()
@@ -285,7 +290,10 @@ async def _daily(core: Core, interval: float = 60.0) -> None:
                 await job()
             except Exception:
                 log.exception("%s failed; trying again in %.0fs", job.__name__, interval)
-        await asyncio.sleep(interval)
+        # To the start of the next minute, not a minute on: the jobs' own time made each round
+        # a little over a minute, and now and then a round stepped over a whole minute (a
+        # reminder time of 23:59 then had no tick before midnight: that day had no digest).
+        await sleep(interval - core.clock.now().timestamp() % interval)
 
 
 async def remind(

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.app import Core, _daily
 from bot.dispatcher import Dispatcher, Rules
 from bot.model import Community, NoticeKind, Platform
 from bot.reminders import ReminderRules, Reminders, business_age, is_due, local_date
@@ -442,3 +443,36 @@ async def test_a_digest_lists_only_requests_posted_in_its_community(
     assert listed == {"local": 2, "other": 1, "quiet": 0}
     [other] = [n.text for n in _digests(sender) if n.channel_id == "other-reviews"]
     assert "https://example.com/mine" not in other
+
+
+async def test_the_schedule_checks_in_every_minute_of_the_day(store, worker, clock):
+    """However long the jobs take, the daily loop wakes once in every minute: a minute it
+    stepped over was a day without a digest for a community whose reminder time it was."""
+    ticks = []
+
+    class SlowReminders(Reminders):
+        async def run(self, *, only_when_due=True, dry_run=False):
+            ticks.append(clock.now())
+            clock.advance(seconds=0.25)  # a sweep and its commit take a moment
+            return await super().run(only_when_due=only_when_due, dry_run=dry_run)
+
+    class DayOverError(Exception):
+        pass
+
+    async def sleep(seconds: float) -> None:
+        if clock.now() >= datetime(2026, 11, 25, tzinfo=UTC):
+            raise DayOverError
+        clock.advance(seconds=seconds)
+
+    clock.set(datetime(2026, 11, 24, 0, 0, 12, tzinfo=UTC))
+    core = Core(
+        store=store,
+        clock=clock,
+        dispatcher=Dispatcher(store=store, clock=clock, rules=Rules(), platforms=[]),
+        worker=worker,
+        reminders=SlowReminders(store=store, clock=clock, rules=RULES, platforms=[]),
+    )
+    with pytest.raises(DayOverError):
+        await _daily(core, sleep=sleep)
+    minutes = {(t.hour, t.minute) for t in ticks if t.day == 24}
+    assert len(minutes) == 24 * 60
