@@ -298,8 +298,11 @@ class DeliveryWorker:
             else "",
         )  # fmt: skip
         due = self._clock.now() + timedelta(seconds=delay)
+        # Not counted either, or the first ordinary failure after a long storm would find the
+        # attempts used up by the storm and give up on a notice the platform would now take.
+        counted = exc.retry_after is None
         await self._store.run(
-            lambda tx: tx.mark_retry(notice, due, str(exc), maybe_sent=maybe_sent)
+            lambda tx: tx.mark_retry(notice, due, str(exc), maybe_sent=maybe_sent, counted=counted)
         )
         heapq.heappush(self._retries, due)
         if exc.platform_wide:

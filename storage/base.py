@@ -309,10 +309,17 @@ class Transaction(Protocol):
         ...
 
     async def mark_retry(
-        self, notice: Notice, next_attempt_at: datetime, error: str, *, maybe_sent: bool
+        self,
+        notice: Notice,
+        next_attempt_at: datetime,
+        error: str,
+        *,
+        maybe_sent: bool,
+        counted: bool = True,
     ) -> None:
         """Try again at `next_attempt_at`; `maybe_sent`: keep the mark of `mark_sending` (the
-        platform may have done it), else the attempt surely did nothing and the mark goes."""
+        platform may have done it), else the attempt surely did nothing and the mark goes;
+        `counted`: the attempt uses up one of the notice's `attempts` (a rate limit does not)."""
         ...
 
     async def mark_dead(self, notice: Notice, error: str, at: datetime) -> None: ...

@@ -1127,12 +1127,18 @@ class SqliteTransaction:
         )
 
     async def mark_retry(
-        self, notice: Notice, next_attempt_at: datetime, error: str, *, maybe_sent: bool
+        self,
+        notice: Notice,
+        next_attempt_at: datetime,
+        error: str,
+        *,
+        maybe_sent: bool,
+        counted: bool = True,
     ) -> None:
         await self._run(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
+            "UPDATE outbox SET attempts = attempts + ?, next_attempt_at = ?, last_error = ?, "
             "sending_at = CASE WHEN ? THEN sending_at END WHERE id = ?",
-            (_ts(next_attempt_at), error, maybe_sent, notice.id),
+            (int(counted), _ts(next_attempt_at), error, maybe_sent, notice.id),
         )
 
     async def mark_dead(self, notice: Notice, error: str, at: datetime) -> None:

@@ -35,7 +35,8 @@ def _statuses(tmp_path) -> list[tuple[str, int, str]]:
 async def test_retryable_failure_waits_for_the_platform_hint(
     store, clock, worker, sender, tmp_path
 ):
-    """A 429 with retry_after=30 is retried after about 30 s, not before, and then delivered."""
+    """A 429 with retry_after=30 is retried after about 30 s, not before, and then delivered
+    (the 429 does not count as one of its attempts)."""
     await enqueue(store, clock.now(), channel_text("a", "hello"))
     sender.failures.append(DeliveryError("ratelimited", retryable=True, retry_after=30))
     await worker.drain()
@@ -46,7 +47,7 @@ async def test_retryable_failure_waits_for_the_platform_hint(
     clock.advance(seconds=5)
     await worker.drain()
     assert [n.text for n in sender.sent] == ["hello"]
-    assert _statuses(tmp_path) == [("sent", 2, "ratelimited")]
+    assert _statuses(tmp_path) == [("sent", 1, "ratelimited")]
 
 
 async def test_order_holds_per_channel_while_one_is_retried(store, clock, worker, sender):
@@ -429,3 +430,21 @@ async def test_a_send_the_store_cannot_record_is_recorded_later_not_sent_again(
             await runner
     assert [n.text for n in sender.sent] == ["Request #1 is open.", "after it"]
     assert caplog.text.count("delivery of notice 1 failed") == 1
+
+
+async def test_a_notice_that_waited_out_a_long_rate_limit_still_has_its_attempts(
+    store, clock, worker, sender, tmp_path
+):
+    """Rate limits do not use up MAX_ATTEMPTS: a notice refused with 429 more times than that,
+    then failing once with an ordinary 503, is retried, not dead-lettered (each 429 still
+    counted, so the first failure after the storm gave up on a notice Slack would now take)."""
+    await enqueue(store, clock.now(), channel_text("a", "hello"))
+    sender.failures.extend(
+        DeliveryError("ratelimited", retryable=True, retry_after=10) for _ in range(MAX_ATTEMPTS)
+    )
+    sender.failures.append(DeliveryError("503", retryable=True))
+    for _ in range(MAX_ATTEMPTS + 2):
+        await worker.drain()
+        clock.advance(seconds=12)
+    assert [n.text for n in sender.sent] == ["hello"]
+    assert [status for status, _, _ in _statuses(tmp_path)] == ["sent"]
