@@ -287,9 +287,11 @@ class DeliveryWorker:
         # The resend of a message that may have arrived asks the platform first (`_found_or_sent`);
         # a sender that cannot ask says so when it resends.
         maybe_sent = notice.sending_since is not None or exc.maybe_delivered
-        if exc.maybe_delivered and notice.kind in _NEW_MESSAGES:
+        if exc.maybe_delivered and notice.kind in _NEW_MESSAGES | _EDITS:
             # A platform that was still working when we gave up may post it seconds later; a
-            # lookup made before then finds nothing and the message would go out twice.
+            # lookup made before then finds nothing and the message would go out twice. An
+            # edit made that late would land after its retry (or the next edit of the post),
+            # and the older state would be what the post shows for good.
             delay = max(delay, LATE_ANSWER_WAIT)
         log.info(
             "notice %s to %s failed (%s); retrying in %.1fs%s",

@@ -448,3 +448,38 @@ async def test_a_notice_that_waited_out_a_long_rate_limit_still_has_its_attempts
         clock.advance(seconds=12)
     assert [n.text for n in sender.sent] == ["hello"]
     assert [status for status, _, _ in _statuses(tmp_path)] == ["sent"]
+
+
+async def test_an_edit_the_platform_makes_after_the_call_timed_out_does_not_show_last(
+    store, clock, dispatcher, worker, sender
+):
+    """An edit's call times out and the platform makes it seconds later; meanwhile the request
+    moved on. The retry (rendering the state at send time) must not go out before the late edit
+    lands, or the late one, older, is what the post shows for good: the retry waits
+    LATE_ANSWER_WAIT, as a new message's does (it went out about a second later)."""
+    await dispatcher.handle(command("https://example.com/a #python", "riley", at=clock.now()))
+    await worker.drain()  # the relay post
+    await dispatcher.handle(command("claim 1", "sam", at=clock.now()))
+    send, cut_off = sender.send, []
+
+    async def edit_times_out(notice):
+        if notice.kind is NoticeKind.POST_UPDATE and not cut_off:
+            cut_off.append(notice)
+            raise DeliveryError("TimeoutError", retryable=True, maybe_delivered=True)
+        return await send(notice)
+
+    sender.send = edit_times_out
+    await worker.drain()
+    assert cut_off[0].request is not None
+    assert cut_off[0].request.status == "claimed"
+    await dispatcher.handle(command("done 1", "sam", at=clock.now()))
+    clock.advance(seconds=2 * BASE_DELAY)  # an ordinary retry would come by now
+    await worker.drain()
+
+    await send(cut_off[0])  # the platform makes the timed-out edit after all
+    clock.advance(seconds=LATE_ANSWER_WAIT)
+    await worker.drain()
+
+    edits = [n.request for n in sender.sent if n.kind is NoticeKind.POST_UPDATE]
+    assert edits[-1] is not None
+    assert edits[-1].status == "done"
