@@ -30,13 +30,15 @@ class DeliveryError(ReviewRelayError):
     """A platform refused or failed a notice.
 
     `retryable` says whether sending again may work; `retry_after` is the platform's own hint in
-    seconds; `unauthorized` marks a revoked or wrong token, after which the platform is not called;
-    `platform_wide` says the wait applies to every call to that platform (a global rate limit or
-    an IP ban), not just to this channel; `channel_lost` says the notice's channel is gone or
-    closed to the bot (deleted, archived, bot removed, permission taken), so every notice to it
-    would fail until someone fixes the channel (never set for a DM); `maybe_delivered` says the
-    platform may have done it before the failure (the answer timed out or the connection dropped
-    after the request went out): the worker asks the platform before sending it again.
+    seconds (or the sender's own wait while it cannot call the platform at all), and a try that ends
+    with one does not use up the notice's attempts; `unauthorized` marks a revoked or wrong token,
+    after which the platform is not called; `platform_wide` says the wait applies to every call to
+    that platform (a global rate limit or an IP ban), not just to this channel; `channel_lost` says
+    the notice's channel is gone or closed to the bot (deleted, archived, bot removed, permission
+    taken), so every notice to it would fail until someone fixes the channel (never set for a DM);
+    `maybe_delivered` says the platform may have done it before the failure (the answer timed out or
+    the connection dropped after the request went out): the worker asks the platform before sending
+    it again.
     """
 
     def __init__(

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 # discord.py retries 5xx itself (sleeping 1+3+5+7 s); past this the outbox takes over.
 CALL_TIMEOUT: Final = 60.0
+NOT_LOGGED_IN_RETRY: Final = 10.0  # seconds between tries of a notice while no client is up
 CLOUDFLARE_BAN_RETRY: Final = 600.0  # a 429 without Discord's JSON is an IP ban: back off long
 _PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 405, 413})
 # Unknown Channel, Missing Access, Missing Permissions: the channel is gone or closed to the bot.
@@ -119,7 +120,10 @@ class DiscordSender:
         # would fail inside discord.py ("Session is closed") and look like a bug of ours.
         if self._client.is_closed() or self._client.user is None:
             msg = "discord: not logged in (the adapter is starting again)"
-            raise DeliveryError(msg, retryable=True)
+            # A wait of our own, as a rate limit's: Discord refused nothing, so the try uses up
+            # none of the notice's attempts, however long the starts keep failing (bot.app and
+            # the crash-loop backoff space them out to 5 and 15 minutes).
+            raise DeliveryError(msg, retryable=True, retry_after=NOT_LOGGED_IN_RETRY)
 
     async def send(self, notice: Notice) -> str | None:
         self._check_logged_in()

@@ -13,8 +13,9 @@ import pytest
 from adapters.http import HttpServer
 from bot import dispatcher as dispatcher_module
 from bot.app import build_core, serve
+from bot.delivery import MAX_ATTEMPTS
 from bot.errors import ConfigError, DeliveryError
-from bot.model import Community, Notice, NoticeKind, Platform
+from bot.model import Community, Notice, NoticeKind, Outgoing, Platform
 from bot.settings import Settings
 from storage.base import Transaction
 from storage.sqlite import SqliteStore
@@ -311,3 +312,32 @@ async def test_start_after_a_failed_start_connects(
     (post,) = bot.posts()
     assert LINK in post["embeds"][0]["description"]
     assert fake.identify_count == 1
+
+
+async def test_notices_wait_out_a_long_failed_start_without_using_up_their_attempts(
+    settings: Settings, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
+) -> None:
+    """Discord cannot be started for longer than the worker's attempts last (bot.app retries a
+    start every 5 min at most, its crash-loop backoff waits up to 15 min): the notices queued for
+    Discord meanwhile were never offered to Discord, so none is given up on; all go out once
+    a start connects."""
+    async with await SqliteStore.open(settings.database_path) as store:
+        adapter = make_adapter(settings, clock)  # not started: no client logged in
+        core = build_core(settings, store, {Platform.DISCORD: adapter.sender}, clock)
+        reviews = guild.channel("reviews").id
+        text = Outgoing(
+            kind=NoticeKind.CHANNEL_TEXT, platform=Platform.DISCORD, community_id=guild.id,
+            channel_id=reviews, text="hello",
+        )  # fmt: skip
+        await store.run(lambda tx: tx.enqueue([text], clock.now()))
+        for _ in range(MAX_ATTEMPTS + 3):  # an hour and more of fake time
+            await core.worker.drain()
+            clock.advance(minutes=5)
+        assert core.worker.stats[Platform.DISCORD, "dead"] == 0
+        inbox = RecordingInbox(core.dispatcher)
+        await adapter.start(inbox)
+        try:
+            await core.worker.drain()
+        finally:
+            await adapter.stop()
+    assert [m["content"] for m in fake.messages(reviews)] == ["hello"]
