@@ -28,6 +28,11 @@ UNAUTHORIZED: Final = frozenset({"invalid_auth", "not_authed", "token_revoked", 
 TRANSIENT: Final = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# Slack's own words for these: "it's possible some aspect of the operation succeeded before the
+# error was raised"; so with a 500, 502 or 504 (a proxy's, after Slack took the call) the post
+# may be there. A 503 (service_unavailable) turned the call away.
+PARTLY_DONE: Final = frozenset({"internal_error", "fatal_error"})
+_MAYBE_DONE_STATUSES: Final = frozenset({500, 502, 504})
 # The channel is gone or closed to the bot: nothing sent there can work until someone fixes it.
 CHANNEL_LOST: Final = frozenset(
     {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
@@ -74,6 +79,7 @@ def delivery_error(method: str, exc: Exception, *, to_channel: bool = False) -> 
             message,
             retryable=status >= _SERVER_ERROR or code in TRANSIENT,
             channel_lost=to_channel and code in CHANNEL_LOST,
+            maybe_delivered=status in _MAYBE_DONE_STATUSES or code in PARTLY_DONE,
         )
     if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError):
         # Only a connection never made is sure to have done nothing: Slack's Web API has no

@@ -192,6 +192,35 @@ async def test_editing_a_missing_message_is_permanent(
     assert caught.value.retryable is False
 
 
+@pytest.mark.parametrize(
+    ("fault", "maybe_delivered"),
+    [
+        ({"error": "internal_error"}, True),
+        ({"error": "fatal_error"}, True),
+        ({"status": 500}, True),
+        ({"status": 502}, True),
+        ({"status": 504}, True),
+        ({"status": 503}, False),
+        ({"error": "service_unavailable"}, False),
+        ({"error": "request_timeout"}, False),
+        ({"error": "channel_not_found"}, False),
+    ],
+)
+async def test_a_server_error_may_have_posted_already(
+    slack: FakeSlack, sender: SlackSender, fault: dict[str, Any], maybe_delivered: bool
+):
+    """Slack documents internal_error and fatal_error as "it's possible some aspect of the
+    operation succeeded before the error was raised", and a 5xx from a proxy may come after
+    Slack posted: the post is looked for before it is sent again (chat.postMessage has no
+    idempotency key), where it used to be sent again blind and could show twice."""
+    slack.fail_next("chat.postMessage", **fault)
+
+    with pytest.raises(DeliveryError) as caught:
+        await sender.send(notice(NoticeKind.RELAY_POST, channel_id="C0R", request=REQUEST))
+
+    assert caught.value.maybe_delivered is maybe_delivered
+
+
 async def test_timeout_and_connection_errors_are_retryable(slack: FakeSlack):
     """A slow Slack and an unreachable one are both worth another try; only the slow one may
     have posted already."""
