@@ -77,7 +77,7 @@ class DeliveryWorker:
         # Notices the store failed on (a full disk), and when to take them up again; those among
         # them that were sent, with their message id: they are recorded then, not sent again.
         self._cooling: dict[int, datetime] = {}
-        self._unrecorded: dict[int, str | None] = {}
+        self._unrecorded: dict[int, tuple[Notice, str | None]] = {}
         self.stats: Counter[tuple[Platform, str]] = Counter()  # (platform, result) -> count
 
     def wake(self) -> None:
@@ -220,7 +220,9 @@ class DeliveryWorker:
             await self._dead(notice, "the post to edit was never delivered")
             return
         if notice.id in self._unrecorded:  # sent; the store would not record it then
-            message_id = self._unrecorded[notice.id]
+            # Recorded as it was sent: a post edit settles the edits queued before that send,
+            # not those queued since, which the platform never got.
+            notice, message_id = self._unrecorded[notice.id]
         else:
             try:
                 message_id = await self._found_or_sent(sender, notice)
@@ -241,7 +243,7 @@ class DeliveryWorker:
         try:
             await self._store.run(lambda tx: tx.mark_sent(notice, message_id, now))
         except Exception:
-            self._unrecorded[notice.id] = message_id
+            self._unrecorded[notice.id] = (notice, message_id)
             raise
         self._unrecorded.pop(notice.id, None)
 

@@ -483,3 +483,29 @@ async def test_an_edit_the_platform_makes_after_the_call_timed_out_does_not_show
     edits = [n.request for n in sender.sent if n.kind is NoticeKind.POST_UPDATE]
     assert edits[-1] is not None
     assert edits[-1].status == "done"
+
+
+async def test_an_edit_the_store_could_not_record_does_not_settle_later_edits(
+    store, clock, dispatcher, sender
+):
+    """A post edit went out but the store would not record it (a full disk); before the record
+    is made, the request changes again and a newer edit is queued. Recording the first must
+    not settle the newer one, which the platform never got: the post would show the older
+    state for good."""
+    full = _FullStore(store)
+    full.full = False
+    worker = DeliveryWorker(store=full, clock=clock, senders={Platform.CONSOLE: sender})
+    await dispatcher.handle(command("https://example.com/a #python", "riley", at=clock.now()))
+    await worker.drain()  # the relay post
+    await dispatcher.handle(command("claim 1", "sam", at=clock.now()))
+    full.full = True
+    with pytest.raises(StoreFailureError):
+        await worker.run_once()  # the "claimed" edit is sent, not recorded
+    full.full = False
+    await dispatcher.handle(command("done 1", "sam", at=clock.now()))
+    clock.advance(seconds=STORE_RETRY)
+    await worker.drain()
+
+    edits = [n.request for n in sender.sent if n.kind is NoticeKind.POST_UPDATE]
+    assert edits[-1] is not None
+    assert edits[-1].status == "done"
