@@ -39,6 +39,7 @@ CLOCK_SKEW: Final = timedelta(seconds=10)
 _UNAUTHORIZED: Final = 401
 _TOO_MANY: Final = 429
 _SERVER: Final = 500
+_MAYBE_DONE_STATUSES: Final = frozenset({500, 502, 504, 524})  # 503 turned the call away
 
 
 def _retry_after(exc: discord.HTTPException) -> float | None:
@@ -81,6 +82,9 @@ def delivery_error(what: str, exc: Exception, *, to_channel: bool = False) -> De
             message,
             retryable=status >= _SERVER or status not in _PERMANENT_STATUSES,
             channel_lost=to_channel and code in CHANNEL_LOST_CODES,
+            # discord.py retries these itself before it gives up: any of its tries may have
+            # created the message, and the nonce that makes a resend a no-op lasts minutes.
+            maybe_delivered=status in _MAYBE_DONE_STATUSES,
         )
     if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError | discord.ConnectionClosed):
         # Only a connection never made is sure to have done nothing. A resend carries the same

@@ -88,3 +88,26 @@ def test_channel_codes_mark_the_channel_lost(error: Exception, lost: bool) -> No
 def test_a_dm_is_never_a_lost_channel() -> None:
     """The same codes on a DM (or an ephemeral, which Discord gets as a DM) degrade nothing."""
     assert delivery_error("direct", http_error(403, 50001)).channel_lost is False
+
+
+@pytest.mark.parametrize(
+    ("error", "maybe_delivered"),
+    [
+        (http_error(500), True),
+        (http_error(502), True),
+        (http_error(504), True),
+        (http_error(524), True),  # Cloudflare: Discord's origin took the call and did not answer
+        (http_error(503), False),
+        (http_error(400, 50035), False),
+        (
+            aiohttp.ClientConnectorError(SimpleNamespace(ssl=None, host="h", port=1), OSError()),
+            False,
+        ),  # type: ignore[arg-type]
+    ],
+)
+def test_a_server_error_may_have_posted_already(error: Exception, maybe_delivered: bool) -> None:
+    """discord.py gives up on a 500, 502, 504 or 524 after its own tries, any of which Discord
+    may have done: the worker then looks for the message before a resend, as after a timeout
+    (the nonce covers only a few minutes). It used to resend blind, and a message created by
+    the first try showed twice once Discord had forgotten the nonce."""
+    assert delivery_error("relay_post", error).maybe_delivered is maybe_delivered
