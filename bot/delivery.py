@@ -95,11 +95,18 @@ class DeliveryWorker:
         """
         now = self._clock.now()
         skip = frozenset(skip)
-        sendable = self._sendable()  # the worker's state, read on the loop, not in the unit
+        usable = self._usable()  # the worker's state, read on the loop, not in the unit
+        sendable = self._sendable()
 
         async def take(tx: Transaction) -> list[Notice]:
-            # Not the notices of degraded channels: they are parked until set up again.
-            ready = sendable([n for n in await tx.due_notices(now, limit) if n.id not in skip])
+            # Each platform's own oldest: a platform held back (a revoked token, a pause) with a
+            # round's worth of channels waiting would otherwise fill every round with notices
+            # that are then dropped, and the other platforms would get none. Not the notices of
+            # degraded channels: they are parked until set up again.
+            due: list[Notice] = []
+            for platform in sorted(usable):
+                due += [n for n in await tx.due_notices(now, limit, platform) if n.id not in skip]
+            ready = sendable(sorted(due, key=lambda n: n.id))[:limit]
             if mark:  # here rather than in a unit of their own: one commit less per post (#7)
                 for notice in ready:
                     if notice.kind in _NEW_MESSAGES and notice.sending_since is None:
@@ -113,9 +120,13 @@ class DeliveryWorker:
     def _sendable(self) -> Callable[[list[Notice]], list[Notice]]:
         """A filter keeping the notices the worker may send, as the worker stands now: not to a
         platform that is paused or refuses our token, and one probe after a pause."""
-        usable = {p for p in self._senders if not self.disabled(p) and not self._paused(p)}
+        usable = self._usable()
         probes = {p: self._busy[p] > 0 for p in self._probing}  # platform -> probe out already
         return lambda notices: _one_probe_each([n for n in notices if n.platform in usable], probes)
+
+    def _usable(self) -> set[Platform]:
+        """The platforms the worker may call now: not paused, not refusing our token."""
+        return {p for p in self._senders if not self.disabled(p) and not self._paused(p)}
 
     def paused_until(self, platform: Platform) -> datetime | None:
         """When a platform-wide wait for `platform` ends, if one is in force."""

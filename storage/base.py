@@ -297,9 +297,12 @@ class Transaction(Protocol):
         """Whether a relay post to `platform` due at `at` is still pending (parked ones aside)."""
         ...
 
-    async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
+    async def due_notices(
+        self, now: datetime, limit: int, platform: Platform | None = None
+    ) -> list[Notice]:
         """Pending notices ready to send: the oldest of each channel, so order holds per channel;
-        none of a degraded channel (parked until it is set up again)."""
+        none of a degraded channel (parked until it is set up again); only `platform`'s if
+        given."""
         ...
 
     async def mark_sent(self, notice: Notice, message_id: str | None, at: datetime) -> None: ...

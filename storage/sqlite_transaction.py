@@ -1029,20 +1029,26 @@ class SqliteTransaction:
             for r in rows
         ]
 
-    async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
+    async def due_notices(
+        self, now: datetime, limit: int, platform: Platform | None = None
+    ) -> list[Notice]:
         # The oldest pending notice of each channel, found by hopping from one order key to the
         # next in the outbox_pending index: a backlog (after an outage) costs a seek per
-        # channel, not a scan of every pending row at every send (GROUP BY did the scan).
+        # channel, not a scan of every pending row at every send (GROUP BY did the scan). A
+        # platform's order keys all start with "<platform>:", so they are one range of keys.
+        low, high = (f"{platform}:", f"{platform};") if platform else ("", "\U0010ffff")
         rows = await self._rows(
             "WITH RECURSIVE keys(k) AS ("
-            " SELECT MIN(order_key) FROM outbox WHERE status = 'pending'"
+            " SELECT MIN(order_key) FROM outbox WHERE status = 'pending' AND order_key >= :low"
+            "  AND order_key < :high"
             " UNION ALL SELECT (SELECT MIN(order_key) FROM outbox"
-            "  WHERE status = 'pending' AND order_key > k) FROM keys WHERE k IS NOT NULL), "
+            "  WHERE status = 'pending' AND order_key > k AND order_key < :high)"
+            " FROM keys WHERE k IS NOT NULL), "
             "heads(id) AS (SELECT (SELECT MIN(id) FROM outbox"
             " WHERE status = 'pending' AND order_key = k) FROM keys WHERE k IS NOT NULL) "
             "SELECT o.* FROM heads JOIN outbox o ON o.id = heads.id "
-            f"WHERE o.next_attempt_at <= ? AND NOT {self._PARKED} ORDER BY o.id LIMIT ?",
-            (_ts(now), limit),
+            f"WHERE o.next_attempt_at <= :now AND NOT {self._PARKED} ORDER BY o.id LIMIT :limit",
+            {"low": low, "high": high, "now": _ts(now), "limit": limit},
         )
         return [await self._row_to_notice(r) for r in rows]
 

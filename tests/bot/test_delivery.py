@@ -509,3 +509,54 @@ async def test_an_edit_the_store_could_not_record_does_not_settle_later_edits(
     edits = [n.request for n in sender.sent if n.kind is NoticeKind.POST_UPDATE]
     assert edits[-1] is not None
     assert edits[-1].status == "done"
+
+
+def _slack_text(text: str) -> Outgoing:
+    return Outgoing(
+        kind=NoticeKind.CHANNEL_TEXT,
+        platform=Platform.SLACK,
+        community_id="T1",
+        channel_id="C1",
+        text=text,
+    )
+
+
+async def test_a_platform_cut_off_with_a_full_batch_waiting_does_not_hold_up_the_other(
+    store, clock, sender
+):
+    """A platform whose token was revoked keeps more channels waiting than one round takes:
+    the other platform's notices still go out (the round took the oldest due notices of every
+    platform and then dropped those it may not send, so it held nothing to send, forever)."""
+    slack = type(sender)(Platform.SLACK)
+    worker = DeliveryWorker(
+        store=store, clock=clock, senders={Platform.CONSOLE: sender, Platform.SLACK: slack}, batch=5
+    )
+    await enqueue(store, clock.now(), *(channel_text(f"c{i}", "x") for i in range(10)))
+    await enqueue(store, clock.now(), _slack_text("still works"))
+    sender.failures.extend(
+        DeliveryError("401", retryable=False, unauthorized=True) for _ in range(10)
+    )
+    for _ in range(5):
+        await worker.drain()
+        clock.advance(seconds=600)
+    assert worker.disabled(Platform.CONSOLE)
+    assert [n.text for n in slack.sent] == ["still works"]
+
+
+async def test_a_platform_paused_with_a_full_batch_waiting_does_not_hold_up_the_other(
+    store, clock, sender
+):
+    """The same while a platform waits out a platform-wide limit (an IP ban: 10 minutes)."""
+    slack = type(sender)(Platform.SLACK)
+    worker = DeliveryWorker(
+        store=store, clock=clock, senders={Platform.CONSOLE: sender, Platform.SLACK: slack}, batch=5
+    )
+    await enqueue(store, clock.now(), channel_text("c0", "probe"))
+    sender.failures.append(
+        DeliveryError("banned", retryable=True, retry_after=600, platform_wide=True)
+    )
+    await worker.drain()
+    await enqueue(store, clock.now(), *(channel_text(f"c{i}", "x") for i in range(1, 10)))
+    await enqueue(store, clock.now(), _slack_text("still works"))
+    await worker.drain()
+    assert [n.text for n in slack.sent] == ["still works"]

@@ -11,6 +11,7 @@ import random
 import sqlite3
 import sys
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -246,6 +247,35 @@ async def test_newer_schema_is_refused(tmp_path: Path):
         raw.execute("PRAGMA user_version = 999")
     with pytest.raises(StoreError, match="newer"):
         await SqliteStore.open(path)
+
+
+async def test_due_notices_of_one_platform(store, clock):
+    """Asked for one platform, the store hands out that platform's channel heads only, each
+    channel's oldest still, whatever the other platforms have waiting."""
+    slack = [
+        Outgoing(
+            kind=NoticeKind.CHANNEL_TEXT,
+            platform=Platform.SLACK,
+            community_id="T1",
+            channel_id=channel,
+            text=text,
+        )
+        for channel, text in (("C1", "s1"), ("C1", "s2"), ("C2", "s3"))
+    ]
+    console = [channel_text(c, c) for c in ("a", "b")]
+    discord = [replace(direct("123", "d"), platform=Platform.DISCORD)]
+
+    async def read(tx: Transaction) -> dict[Platform | None, list[str]]:
+        await tx.enqueue([*console, *slack, *discord], clock.now())
+        platforms = (None, Platform.SLACK, Platform.CONSOLE, Platform.DISCORD)
+        return {p: [n.text for n in await tx.due_notices(clock.now(), 10, p)] for p in platforms}
+
+    assert await store.run(read) == {
+        None: ["a", "b", "s1", "s3", "d"],
+        Platform.SLACK: ["s1", "s3"],
+        Platform.CONSOLE: ["a", "b"],
+        Platform.DISCORD: ["d"],
+    }
 
 
 async def test_due_notices_hand_out_one_per_channel_in_order(store, clock):
