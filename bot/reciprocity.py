@@ -125,7 +125,7 @@ async def hint(tx: Transaction, member: Member, request: Request, now: datetime)
     wanted = set(request.topics) | (set(volunteer.topics) if volunteer else set())
     picks = [
         r
-        for r in await tx.open_requests(limit=50)
+        for r in await tx.open_requests(limit=50, seen_from=(member.platform, member.community_id))
         if r.status is Status.OPEN
         and r.requester.person_id != member.person_id
         and wanted & set(r.topics)

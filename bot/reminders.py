@@ -179,7 +179,8 @@ class Reminders:
         cutoff = now - self._rules.stale_after
         soft = self._rules.reciprocity
         window = reciprocity.QUEUE_WINDOW if soft else effects.DIGEST_MAX_ITEMS
-        fetched = await tx.stale_requests(cutoff, limit=window, seen_in=community)
+        home = (community.platform, community.community_id)
+        fetched = await tx.stale_requests(cutoff, limit=window, seen_from=home)
         found = fetched
         if self._rules.business_days:
             # Business age grows with calendar age, so the survivors are a prefix of the list.
@@ -191,7 +192,7 @@ class Reminders:
         if len(found) < len(fetched) or len(fetched) < window:
             total = len(found)  # every stale request is in hand
         else:
-            total = await tx.count_stale(cutoff, seen_in=community)
+            total = await tx.count_stale(cutoff, seen_from=home)
         ordered = await reciprocity.for_volunteers(tx, found, now, soft=soft)
         shown = ordered[: effects.DIGEST_MAX_ITEMS]
         return shown, max(0, total - len(shown))

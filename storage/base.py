@@ -177,20 +177,34 @@ class Transaction(Protocol):
         to `after`; None if they hold no active claim or the request is no longer `before`."""
         ...
 
-    async def open_requests(self, topic: str | None = None, limit: int = 20) -> list[Request]: ...
+    async def open_requests(
+        self,
+        topic: str | None = None,
+        limit: int = 20,
+        *,
+        seen_from: tuple[str, str] | None = None,
+    ) -> list[Request]:
+        """Open requests, oldest first; with `seen_from` (platform, community id), only those
+        posted in that community: its own, and others' shared ones if it shares."""
+        ...
+
     async def requests_of(self, person_id: int) -> list[Request]:
         """Active requests the person asked for or holds."""
         ...
 
     async def stale_requests(
-        self, created_before: datetime, limit: int = 50, *, seen_in: Community | None = None
+        self,
+        created_before: datetime,
+        limit: int = 50,
+        *,
+        seen_from: tuple[str, str] | None = None,
     ) -> list[Request]:
-        """Open requests created at or before the cutoff, oldest first; with `seen_in`, only
-        those posted in that community (its own, and others' shared ones if it shares)."""
+        """Open requests created at or before the cutoff, oldest first; `seen_from`: as in
+        `open_requests`."""
         ...
 
     async def count_stale(
-        self, created_before: datetime, *, seen_in: Community | None = None
+        self, created_before: datetime, *, seen_from: tuple[str, str] | None = None
     ) -> int: ...
     async def requests_by_ids(self, request_ids: Sequence[int]) -> list[Request]:
         """The requests, in the order of the ids given (unknown ids skipped)."""

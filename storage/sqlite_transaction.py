@@ -172,22 +172,19 @@ _CLAIM_END = {
 
 
 # Whether a request was posted in a community (the relay's rule in bot.usecases.asking): asked
-# there, or asked elsewhere, not `local`, and the community shares. No community: everywhere.
-_SEEN_IN = (
+# there, or asked elsewhere, not `local`, and the community shares (as a community not stored
+# yet would: `share` starts on). No community: everywhere.
+_SEEN_FROM = (
     "(:everywhere OR ({r}requester_platform = :platform AND {r}requester_community = :community) "
-    "OR (:share AND NOT {r}local))"
+    "OR (NOT {r}local AND COALESCE((SELECT share FROM communities WHERE platform = :platform "
+    "AND community_id = :community), 1)))"
 )
 
 
-def _seen_in(community: Community | None) -> dict[str, Any]:
+def _seen_from(community: tuple[str, str] | None) -> dict[str, Any]:
     if community is None:
-        return {"everywhere": True, "platform": None, "community": None, "share": False}
-    return {
-        "everywhere": False,
-        "platform": community.platform,
-        "community": community.community_id,
-        "share": community.share,
-    }
+        return {"everywhere": True, "platform": None, "community": None}
+    return {"everywhere": False, "platform": community[0], "community": community[1]}
 
 
 def _row_to_member(row: sqlite3.Row, prefix: str, name_column: str) -> Member:
@@ -639,17 +636,19 @@ class SqliteTransaction:
         )
         return await self.request(request_id)
 
-    async def open_requests(self, topic: str | None = None, limit: int = 20) -> list[Request]:
-        if topic is None:
-            rows = await self._rows(
-                _REQUEST_SELECT + " WHERE r.status = 'open' ORDER BY r.created_at LIMIT ?", (limit,)
-            )
-        else:
-            rows = await self._rows(
-                _REQUEST_SELECT + " WHERE r.status = 'open' AND (' ' || r.topics || ' ') LIKE ? "
-                "ORDER BY r.created_at LIMIT ?",
-                (f"% {topic} %", limit),
-            )
+    async def open_requests(
+        self,
+        topic: str | None = None,
+        limit: int = 20,
+        *,
+        seen_from: tuple[str, str] | None = None,
+    ) -> list[Request]:
+        on_topic = "" if topic is None else "AND (' ' || r.topics || ' ') LIKE :topic "
+        rows = await self._rows(
+            _REQUEST_SELECT + f" WHERE r.status = 'open' {on_topic}"
+            f"AND {_SEEN_FROM.format(r='r.')} ORDER BY r.created_at LIMIT :limit",
+            {"topic": f"% {topic} %", "limit": limit, **_seen_from(seen_from)},
+        )
         return [_row_to_request(r) for r in rows]
 
     async def requests_of(self, person_id: int) -> list[Request]:
@@ -662,22 +661,26 @@ class SqliteTransaction:
         return [_row_to_request(r) for r in rows]
 
     async def stale_requests(
-        self, created_before: datetime, limit: int = 50, *, seen_in: Community | None = None
+        self,
+        created_before: datetime,
+        limit: int = 50,
+        *,
+        seen_from: tuple[str, str] | None = None,
     ) -> list[Request]:
         rows = await self._rows(
             _REQUEST_SELECT + " WHERE r.status = 'open' AND r.created_at <= :before "
-            f"AND {_SEEN_IN.format(r='r.')} ORDER BY r.created_at LIMIT :limit",
-            {"before": _ts(created_before), "limit": limit, **_seen_in(seen_in)},
+            f"AND {_SEEN_FROM.format(r='r.')} ORDER BY r.created_at LIMIT :limit",
+            {"before": _ts(created_before), "limit": limit, **_seen_from(seen_from)},
         )
         return [_row_to_request(r) for r in rows]
 
     async def count_stale(
-        self, created_before: datetime, *, seen_in: Community | None = None
+        self, created_before: datetime, *, seen_from: tuple[str, str] | None = None
     ) -> int:
         row = await self._one(
             "SELECT COUNT(*) AS n FROM requests WHERE status = 'open' AND created_at <= :before "
-            f"AND {_SEEN_IN.format(r='')}",
-            {"before": _ts(created_before), **_seen_in(seen_in)},
+            f"AND {_SEEN_FROM.format(r='')}",
+            {"before": _ts(created_before), **_seen_from(seen_from)},
         )
         return int(row["n"]) if row else 0
 

@@ -72,7 +72,9 @@ async def listing(
     if isinstance(command, commands.ListOpen):
         soft = ctx.rules.reciprocity
         window = reciprocity.QUEUE_WINDOW if soft else LIST_MAX
-        waiting = await tx.open_requests(command.topic, limit=window)
+        # Only what was posted in the asker's community: not others' `local` requests, nor anyone
+        # else's in a community that does not share.
+        waiting = await tx.open_requests(command.topic, limit=window, seen_from=ctx.viewer)
         found = (await reciprocity.for_volunteers(tx, waiting, now, soft=soft))[:LIST_MAX]
         empty = texts.NO_OPEN.format(on=f" on #{command.topic}" if command.topic else "")
     else:

@@ -101,6 +101,34 @@ async def test_local_request_stays_home(both, senders, clock):
     assert (post.request.note, post.request.local) == ("quick look", True)
 
 
+async def test_list_shows_what_was_posted_in_the_askers_community(both, clock):
+    """`list` shows a community its own requests and the shared ones: not another community's
+    `local` requests, and none from elsewhere once it stops sharing."""
+    dispatcher, _ = both
+    await dispatcher.handle(command("https://example.com/shared #go", riley(), at=clock.now()))
+    await dispatcher.handle(command("https://example.com/home #go local", riley(), at=clock.now()))
+    await dispatcher.handle(command("https://example.com/guild #go", vera(), at=clock.now()))
+
+    def links(reply) -> list[str]:
+        return re.findall(r"https://example\.com/\w+", reply.text)
+
+    on_slack = await dispatcher.handle(command("list", riley(), at=clock.now()))
+    on_discord = await dispatcher.handle(command("list #go", vera(), at=clock.now()))
+    await dispatcher.handle(command("setup share=off", vera(), admin=True, at=clock.now()))
+    not_sharing = await dispatcher.handle(command("list", vera(), at=clock.now()))
+    elsewhere = member("sam", platform=Platform.SLACK, community="T9")  # never set up: shares
+    new_place = await dispatcher.handle(command("list", elsewhere, at=clock.now()))
+
+    assert links(on_slack) == [
+        "https://example.com/shared",
+        "https://example.com/home",
+        "https://example.com/guild",
+    ]
+    assert links(on_discord) == ["https://example.com/shared", "https://example.com/guild"]
+    assert links(not_sharing) == ["https://example.com/guild"]
+    assert links(new_place) == ["https://example.com/shared", "https://example.com/guild"]
+
+
 async def _link(dispatcher, clock) -> None:
     given = await dispatcher.handle(command("link", riley(), at=clock.now()))
     code = re.search(r"link code is ([A-Z0-9]{8})", given.text).group(1)

@@ -204,6 +204,17 @@ async def test_takers_get_a_hint_newcomers_do_not(dispatcher, clock):
     assert reply.endswith("While you wait, you could help someone else: #1 https://example.com/x.")
 
 
+async def test_the_hint_suggests_only_requests_posted_in_the_takers_community(dispatcher, clock):
+    """Another community's `local` request is not suggested: it was never posted here."""
+    away = member("sam", community="elsewhere")
+    await _say(dispatcher, clock, "https://example.com/theirs #python local", away)
+    await _say(dispatcher, clock, "https://example.com/shared #python", away)
+    for i in range(3):
+        await _reviewed(dispatcher, clock, f"https://example.com/{i}", "riley", "vera")
+    reply = await _say(dispatcher, clock, "https://example.com/new #python", "riley")
+    assert reply.endswith("you could help someone else: #2 https://example.com/shared.")
+
+
 async def test_monthly_thank_you_post_on_the_first(dispatcher, worker, sender, store, clock):
     """On the first of the month, the review channel thanks last month's reviewers by name."""
     clock.set(datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
