@@ -400,7 +400,8 @@ def _table(runs: list[Run], requests: int, seconds: float, loads: tuple[float, f
     if threads:
         split = "; ".join(
             f"{r.server} at {r.concurrency}: main {_ms(r.cpu_main / r.requests)}, "
-            f"others {_ms((r.cpu - r.cpu_main) / r.requests)}"
+            # Both read in clock ticks a moment apart: a thread-less remainder can dip below 0.
+            f"others {_ms(max(0.0, r.cpu - r.cpu_main) / r.requests)}"
             for r in threads
         )
         table.notes.append(
