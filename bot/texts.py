@@ -118,6 +118,10 @@ LINK_CODE = (
 )
 LINK_BAD_CODE = "That link code is unknown, used or expired; run /review link again for a new one."
 LINK_SAME = "That code belongs to this same person: nothing to link."
+LINK_SHARED_REQUEST = (
+    "Request #{id} involves both accounts (one asked for it, or both review it): link them once "
+    "it is done or cancelled."
+)
 LINKED = "Linked: both accounts are now one person, with one set of topics and one history."
 NOT_LINKED = "This account is not linked to another one."
 UNLINKED = "Unlinked: this account is on its own again; the shared history stays with the other."

@@ -192,6 +192,10 @@ class Transaction(Protocol):
         """Active requests the person asked for or holds."""
         ...
 
+    async def involved_in(self, person_id: int) -> set[int]:
+        """Ids of the active requests the person asked for, holds or has reviewed."""
+        ...
+
     async def stale_requests(
         self,
         created_before: datetime,

@@ -660,6 +660,16 @@ class SqliteTransaction:
         )
         return [_row_to_request(r) for r in rows]
 
+    async def involved_in(self, person_id: int) -> set[int]:
+        rows = await self._rows(
+            "SELECT id FROM requests WHERE status IN ('open', 'claimed') AND requester_person = ? "
+            "UNION SELECT c.request_id FROM claims c JOIN requests r ON r.id = c.request_id "
+            "WHERE c.person_id = ? AND c.status IN ('active', 'done') "
+            "AND r.status IN ('open', 'claimed')",
+            (person_id, person_id),
+        )
+        return {int(r["id"]) for r in rows}
+
     async def stale_requests(
         self,
         created_before: datetime,

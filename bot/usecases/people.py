@@ -97,6 +97,11 @@ async def link(ctx: Context, code: str | None) -> Reply:
         raise Refused(texts.LINK_BAD_CODE)
     if owner == member.person_id:
         raise Refused(texts.LINK_SAME)
+    # One person may neither review their own request nor take two slots of one: merged, the
+    # claim left on such a request could not be ended by its holder.
+    shared = await tx.involved_in(owner) & await tx.involved_in(member.person_id)
+    if shared:
+        raise Refused(texts.LINK_SHARED_REQUEST.format(id=min(shared)))
     await tx.merge_persons(keep=owner, merge=member.person_id)
     return Reply(texts.LINKED)
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from bot import texts
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import Dispatcher, Rules
 from bot.model import Community, NoticeKind, Platform
@@ -164,6 +165,45 @@ async def test_linked_person_is_not_notified_of_their_own_request(both, senders,
         )
     )
     assert "#1 · https://example.com/d" in mine.text
+
+
+async def test_accounts_sharing_an_active_request_are_not_linked_until_it_ends(both, clock):
+    """Riley asked on Slack and holds the request on Discord: linking would make one person
+    review their own request, so it is refused (the code stays usable) until the claim ends."""
+    dispatcher, _ = both
+    riley_d = member("riley-d", platform=Platform.DISCORD, community="G1")
+    await dispatcher.handle(command("https://example.com/d", riley(), at=clock.now()))
+    await dispatcher.handle(command("claim 1", riley_d, at=clock.now()))
+    given = await dispatcher.handle(command("link", riley(), at=clock.now()))
+    code = re.search(r"link code is ([A-Z0-9]{8})", given.text).group(1)
+
+    refused = await dispatcher.handle(command(f"link {code}", riley_d, at=clock.now()))
+    await dispatcher.handle(command("release 1", riley_d, at=clock.now()))
+    linked = await dispatcher.handle(command(f"link {code}", riley_d, at=clock.now()))
+
+    assert refused.text == texts.LINK_SHARED_REQUEST.format(id=1)
+    assert linked.text == texts.LINKED
+
+
+async def test_accounts_that_both_review_one_request_are_not_linked_until_it_is_done(both, clock):
+    """Vera reviewed one slot of an x2 request on Discord and holds the other on Slack: linked,
+    her claim could no longer be ended by her, so linking waits until the request is done."""
+    dispatcher, _ = both
+    vera_s = member("vera-s", platform=Platform.SLACK, community="T1")
+    await dispatcher.handle(command("https://example.com/d x2", riley(), at=clock.now()))
+    await dispatcher.handle(command("claim 1", vera(), at=clock.now()))
+    await dispatcher.handle(command("done 1", vera(), at=clock.now()))
+    await dispatcher.handle(command("claim 1", vera_s, at=clock.now()))
+    given = await dispatcher.handle(command("link", vera(), at=clock.now()))
+    code = re.search(r"link code is ([A-Z0-9]{8})", given.text).group(1)
+
+    refused = await dispatcher.handle(command(f"link {code}", vera_s, at=clock.now()))
+    done = await dispatcher.handle(command("done 1", vera_s, at=clock.now()))
+    linked = await dispatcher.handle(command(f"link {code}", vera_s, at=clock.now()))
+
+    assert refused.text == texts.LINK_SHARED_REQUEST.format(id=1)
+    assert done.text.startswith("Thank you")
+    assert linked.text == texts.LINKED
 
 
 async def test_link_codes_work_once_and_expire(both, clock):
