@@ -21,7 +21,12 @@ async def ask(ctx: Context, command: commands.Ask) -> Reply:
     # Once the oldest of the last `limit` requests leaves the window, one more fits.
     oldest = await tx.nth_newest_request(member.person_id, now - QUOTA_WINDOW, limit)
     if oldest is not None:
-        raise Refused(texts.RATE_LIMITED.format(limit=limit, at=oldest + QUOTA_WINDOW))
+        # Said in whole minutes, rounded up: a minute cut down to 09:00 from 09:00:30 names a
+        # time at which the same refusal comes back.
+        free = oldest + QUOTA_WINDOW
+        if free.second or free.microsecond:
+            free = free.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        raise Refused(texts.RATE_LIMITED.format(limit=limit, at=free))
     duplicate = await tx.active_request_for(
         member.person_id, command.link, now - rules.duplicate_window
     )

@@ -424,3 +424,17 @@ async def test_cancel_of_x2_request_tells_each_claimer(dispatcher, worker, sende
         if n.kind is NoticeKind.DIRECT and "was cancelled by the requester" in n.text
     }
     assert told == {"vera", "sam"}
+
+
+async def test_rate_limit_names_a_time_at_which_asking_works(dispatcher, clock):
+    """The quota's refusal names a minute at which one more request is accepted, not one
+    (the seconds cut off) at which the same refusal comes back."""
+    clock.advance(seconds=30)  # the oldest request at 08:00:30
+    for i in range(Rules().requests_per_hour):
+        reply = await dispatcher.handle(command(f"https://example.com/{i}", "riley", clock=clock))
+        assert reply.text.startswith(f"Request #{i + 1} is open")
+    refused = await dispatcher.handle(command("https://example.com/x", "riley", clock=clock))
+    assert refused.text == "You have opened 10 requests in the last hour; try again at 09:01 UTC."
+    clock.set(clock.now().replace(hour=9, minute=1, second=0))
+    reply = await dispatcher.handle(command("https://example.com/x", "riley", clock=clock))
+    assert reply.text.startswith("Request #11 is open")
