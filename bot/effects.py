@@ -104,6 +104,12 @@ def _messages(
                 wanted=after.wanted,
             )
             return [(requester, text)]
+        case Action.CANCEL if actor is not None and actor.person_id != requester.person_id:
+            # An admin cancelled: the reviewers hear who, not that the requester did.
+            return [
+                (m, texts.DM_CANCELLED_CLAIMER_BY.format(name=_seen_by(actor, m), id=after.id))
+                for m in ended
+            ]
         case Action.CANCEL:
             return [(m, texts.DM_CANCELLED_CLAIMER.format(id=after.id)) for m in ended]
         case Action.EXPIRE:

@@ -178,6 +178,7 @@ DM_DONE_YOURS = "{name} marked your review of request #{id} done."
 DM_DONE_BY = "{name} marked your request #{id} ({link}) done for {reviewers}."
 DM_DONE_BY_RESPONSE = "{name} marked your request #{id} ({link}) done for {reviewers}: {response}"
 DM_CANCELLED_CLAIMER = "Request #{id} that you held was cancelled by the requester."
+DM_CANCELLED_CLAIMER_BY = "{name} cancelled request #{id} that you held."
 
 DIGEST_HEAD = "Waiting for a reviewer ({count}):"
 DIGEST_MORE = "…and {count} more: /review list"

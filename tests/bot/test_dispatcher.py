@@ -438,3 +438,15 @@ async def test_rate_limit_names_a_time_at_which_asking_works(dispatcher, clock):
     clock.set(clock.now().replace(hour=9, minute=1, second=0))
     reply = await dispatcher.handle(command("https://example.com/x", "riley", clock=clock))
     assert reply.text.startswith("Request #11 is open")
+
+
+async def test_admin_cancel_does_not_tell_the_claimer_the_requester_did(
+    dispatcher, worker, sender, posted, clock
+):
+    """A claimer whose request an admin cancelled is not told the requester cancelled it."""
+    await dispatcher.handle(command(f"claim {posted}", "vera", clock=clock))
+    reply = await dispatcher.handle(command(f"cancel {posted}", "ada", clock=clock, admin=True))
+    assert reply.text == "Request #1 is cancelled."
+    await worker.drain()
+    [told] = [n.text for n in sender.sent if n.kind is NoticeKind.DIRECT and n.user_id == "vera"]
+    assert told == "ada cancelled request #1 that you held."
