@@ -128,6 +128,8 @@ async def hint(tx: Transaction, member: Member, request: Request, now: datetime)
         for r in await tx.open_requests(limit=50, seen_from=(member.platform, member.community_id))
         if r.status is Status.OPEN
         and r.requester.person_id != member.person_id
+        # An x2 request they hold (or finished) a slot of stays open, but is no help to offer.
+        and all(m.person_id != member.person_id for m in r.claimers)
         and wanted & set(r.topics)
     ][:SUGGESTIONS]
     if not picks:

@@ -400,3 +400,14 @@ async def test_recent_ledgers_agree_with_each_ledger(dispatcher, store, clock):
     balances = await store.run(work)
     assert balances[999] == Ledger()
     assert sum(b.given_recent for b in balances.values()) == 1
+
+
+async def test_the_hint_does_not_suggest_a_request_the_taker_already_reviews(dispatcher, clock):
+    """A taker holding a slot of an x2 request is not invited to help with it again."""
+    await _say(dispatcher, clock, "https://example.com/held #python x2", "sam")
+    await _say(dispatcher, clock, "https://example.com/free #python", "sam")
+    for i in range(3):
+        await _reviewed(dispatcher, clock, f"https://example.com/{i}", "riley", "vera")
+    await _say(dispatcher, clock, "claim 1", "riley")
+    reply = await _say(dispatcher, clock, "https://example.com/new #python", "riley")
+    assert reply.endswith("you could help someone else: #2 https://example.com/free.")
