@@ -74,6 +74,7 @@ class Request:
     wanted: int = 1  # reviewers asked for (`x2`): one slot per reviewer
     claimers: tuple[Member, ...] = ()  # who holds a slot or finished one, in claim order
     finished: frozenset[int] = frozenset()  # person ids among `claimers` whose review is done
+    renotified_at: datetime | None = None  # the requester's last `nudge`
 
     def __post_init__(self) -> None:
         # Either field may be given; the other follows, so both always agree.

@@ -21,7 +21,9 @@ QUIET_ON = "Quiet hours set: no notifications {start}-{end} ({tz})."
 QUIET_OFF = "Quiet hours off."
 RENOTIFIED = "Asked {count} more volunteer{s} to look at request #{id}."
 RENOTIFY_NOBODY = "Nobody else is available for request #{id} right now; it stays in the digest."
-RENOTIFY_DAILY = "Request #{id} was re-announced less than a day ago; try again tomorrow."
+RENOTIFY_DAILY = (
+    "Request #{id} was re-announced less than a day ago; try again after {at:%H:%M} UTC."
+)
 NOT_YOUR_REQUEST = "Only the person who asked can do that with request #{id}."
 RENOTIFY_DM = "Could you review request #{id} ({link})? {topics} Claim it with /review claim {id}."
 CLOSED_ENOUGH = "Closed request #{id}: glad you got enough feedback."

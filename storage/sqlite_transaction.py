@@ -230,6 +230,7 @@ def _row_to_request(row: sqlite3.Row) -> Request:
             for h in holders
         ),
         finished=frozenset(h[4] for h in holders if h[5] == "done"),
+        renotified_at=_dt(row["renotified_at"]),
     )
 
 

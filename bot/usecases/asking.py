@@ -3,7 +3,7 @@ re-notify on the requester's nudge."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot import commands, effects, matching, reciprocity, texts
 from bot.model import NoticeKind, Outgoing, Reply, Request, Status, Volunteer
@@ -14,6 +14,14 @@ RENOTIFY_EVERY = timedelta(days=1)
 QUOTA_WINDOW = timedelta(hours=1)
 
 
+def _next_minute(at: datetime) -> datetime:
+    """`at` in whole minutes, rounded up: cut down to 09:00 from 09:00:30, a refusal would name
+    a time at which the same refusal comes back."""
+    if at.second or at.microsecond:
+        return at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return at
+
+
 async def ask(ctx: Context, command: commands.Ask) -> Reply:
     """Open a request (within the quota, not a duplicate), relay it and notify volunteers."""
     tx, member, now, rules = ctx.tx, ctx.member, ctx.now, ctx.rules
@@ -21,12 +29,9 @@ async def ask(ctx: Context, command: commands.Ask) -> Reply:
     # Once the oldest of the last `limit` requests leaves the window, one more fits.
     oldest = await tx.nth_newest_request(member.person_id, now - QUOTA_WINDOW, limit)
     if oldest is not None:
-        # Said in whole minutes, rounded up: a minute cut down to 09:00 from 09:00:30 names a
-        # time at which the same refusal comes back.
-        free = oldest + QUOTA_WINDOW
-        if free.second or free.microsecond:
-            free = free.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        raise Refused(texts.RATE_LIMITED.format(limit=limit, at=free))
+        raise Refused(
+            texts.RATE_LIMITED.format(limit=limit, at=_next_minute(oldest + QUOTA_WINDOW))
+        )
     duplicate = await tx.active_request_for(
         member.person_id, command.link, now - rules.duplicate_window
     )
@@ -154,7 +159,12 @@ async def renotify(ctx: Context, request_id: int) -> Reply:
     if request.status is not Status.OPEN:
         raise Refused(texts.NOT_OPEN_NUDGE.format(id=request_id, status=texts.state(request)))
     if not await tx.claim_renotify(request_id, now - RENOTIFY_EVERY, now):
-        raise Refused(texts.RENOTIFY_DAILY.format(id=request_id))
+        # A day after the last nudge, not the next calendar day: "tomorrow" was wrong the
+        # morning after an evening nudge, and told a time too late the evening after a morning one.
+        last = request.renotified_at or now
+        raise Refused(
+            texts.RENOTIFY_DAILY.format(id=request_id, at=_next_minute(last + RENOTIFY_EVERY))
+        )
     already = frozenset(await tx.notified_for(request_id))
     chosen, paused = await choose(ctx, request, exclude=already)
     if not chosen:  # a refusal changes nothing: the day's nudge is not used up

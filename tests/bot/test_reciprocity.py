@@ -155,7 +155,7 @@ async def test_nudge_asks_new_volunteers_once_a_day(dispatcher, worker, sender, 
         "Asked 1 more volunteer to look at request #1."
     )
     assert await _say(dispatcher, clock, "nudge 1", "riley") == (
-        "Request #1 was re-announced less than a day ago; try again tomorrow."
+        "Request #1 was re-announced less than a day ago; try again after 08:00 UTC."
     )
     clock.advance(days=1, minutes=1)
     assert await _say(dispatcher, clock, "nudge 1", "riley") == (
@@ -411,3 +411,23 @@ async def test_the_hint_does_not_suggest_a_request_the_taker_already_reviews(dis
     await _say(dispatcher, clock, "claim 1", "riley")
     reply = await _say(dispatcher, clock, "https://example.com/new #python", "riley")
     assert reply.endswith("you could help someone else: #2 https://example.com/free.")
+
+
+async def test_a_refused_nudge_names_when_the_next_one_works(dispatcher, clock):
+    """A second nudge the morning after an evening nudge is told the evening hour it may come
+    back, not "tomorrow", and is accepted at that hour."""
+    await _say(dispatcher, clock, "volunteer python", "vera")
+    await _say(dispatcher, clock, "https://example.com/a #python", "riley")
+    clock.set(clock.now().replace(hour=20, minute=0, second=30))
+    await _say(dispatcher, clock, "volunteer python", "sam")
+    assert await _say(dispatcher, clock, "nudge 1", "riley") == (
+        "Asked 1 more volunteer to look at request #1."
+    )
+    clock.advance(hours=13)  # 09:00:30 the next day
+    assert await _say(dispatcher, clock, "nudge 1", "riley") == (
+        "Request #1 was re-announced less than a day ago; try again after 20:01 UTC."
+    )
+    clock.set(clock.now().replace(hour=20, minute=1, second=0))
+    assert await _say(dispatcher, clock, "nudge 1", "riley") == (
+        "Nobody else is available for request #1 right now; it stays in the digest."
+    )
