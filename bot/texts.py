@@ -88,6 +88,9 @@ UNVOLUNTEERED_ALL = "You no longer volunteer; thank you for the reviews."
 UNVOLUNTEERED_SOME = "You will hear about requests on: {topics}."
 NOT_VOLUNTEER = "You are not volunteering yet: /review volunteer <topics> to start."
 PAUSED = "Paused until {until:%Y-%m-%d}; /review resume to come back sooner."
+STILL_PAUSED = (
+    "Notifications stay paused until {until:%Y-%m-%d}; /review resume turns them back on."
+)
 RESUMED = "Welcome back: you will hear about requests on {topics} again."
 NO_OPEN = "No open requests{on}."
 NOTHING_MINE = "You have no open requests or claims."

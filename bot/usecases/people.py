@@ -4,7 +4,7 @@ their data (export, forget), and a community admin's setup."""
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot import commands, effects, privacy, reciprocity, texts
 from bot.model import Community, Reply, Volunteer
@@ -28,14 +28,24 @@ async def _volunteer(ctx: Context) -> Volunteer:
     return known
 
 
+def _still_paused(ctx: Context, text: str, paused_until: datetime | None) -> str:
+    """`text`, and that a pause still holds: "you will hear about" alone promised notifications
+    a paused volunteer (say auto-paused for a year) does not get."""
+    if paused_until is None or paused_until <= ctx.now:
+        return text
+    return f"{text} {texts.STILL_PAUSED.format(until=paused_until)}"
+
+
 async def volunteering(ctx: Context, command: Volunteering) -> Reply:
     """Topics, pauses and quiet hours of the acting volunteer."""
     tx, member = ctx.tx, ctx.member
     if isinstance(command, commands.VolunteerFor):
         known = await tx.volunteer(member.person_id)
         merged = (known.topics if known else frozenset()) | frozenset(command.topics)
-        await tx.save_volunteer(member, merged, known.paused_until if known else None)
-        return Reply(texts.VOLUNTEERED.format(topics=", ".join(sorted(merged))))
+        paused_until = known.paused_until if known else None
+        await tx.save_volunteer(member, merged, paused_until)
+        text = texts.VOLUNTEERED.format(topics=", ".join(sorted(merged)))
+        return Reply(_still_paused(ctx, text, paused_until))
     known = await _volunteer(ctx)
     match command:
         case commands.Unvolunteer(topics):
@@ -44,7 +54,8 @@ async def volunteering(ctx: Context, command: Volunteering) -> Reply:
                 await tx.remove_volunteer(member.person_id)
                 return Reply(texts.UNVOLUNTEERED_ALL)
             await tx.save_volunteer(member, left, known.paused_until)
-            return Reply(texts.UNVOLUNTEERED_SOME.format(topics=", ".join(sorted(left))))
+            text = texts.UNVOLUNTEERED_SOME.format(topics=", ".join(sorted(left)))
+            return Reply(_still_paused(ctx, text, known.paused_until))
         case commands.Pause(days):
             until = ctx.now + timedelta(days=days)
             await tx.save_volunteer(member, known.topics, until)

@@ -450,3 +450,20 @@ async def test_admin_cancel_does_not_tell_the_claimer_the_requester_did(
     await worker.drain()
     [told] = [n.text for n in sender.sent if n.kind is NoticeKind.DIRECT and n.user_id == "vera"]
     assert told == "ada cancelled request #1 that you held."
+
+
+async def test_a_paused_volunteer_adding_topics_is_told_they_stay_paused(dispatcher, clock):
+    """Volunteering for more topics keeps a pause, and the reply says so instead of promising
+    notifications that will not come."""
+    await dispatcher.handle(command("volunteer python", "vera", clock=clock))
+    await dispatcher.handle(command("pause 7", "vera", clock=clock))
+    added = await dispatcher.handle(command("volunteer writing", "vera", clock=clock))
+    assert added.text == (
+        "You will hear about requests on: python, writing. "
+        "Notifications stay paused until 2026-11-30; /review resume turns them back on."
+    )
+    some = await dispatcher.handle(command("unvolunteer python", "vera", clock=clock))
+    assert some.text == (
+        "You will hear about requests on: writing. "
+        "Notifications stay paused until 2026-11-30; /review resume turns them back on."
+    )
