@@ -139,6 +139,7 @@ CANCELLED = "Request #{id} is cancelled."
 CHANGED_MEANWHILE = "Request #{id} changed meanwhile; please try again."
 
 ALREADY_YOURS = "You already hold request #{id}."
+ALREADY_REVIEWED = "You already reviewed request #{id}."
 ALREADY_CLAIMED = "Request #{id} is already claimed by {name}."
 NOT_OPEN = "Request #{id} is {status}, so it cannot be claimed."
 NOT_OPEN_NUDGE = "Request #{id} is {status}; only open requests can be re-announced."

@@ -56,7 +56,10 @@ def decide(
     match action:
         case Action.CLAIM:
             if is_claimer and (status is Status.CLAIMED or (several and status is Status.OPEN)):
-                return Refusal(texts.ALREADY_YOURS.format(id=request.id))
+                # A finished reviewer of an x2 request holds nothing: "you already hold it" would
+                # send them looking for a claim to end.
+                already = texts.ALREADY_YOURS if holds else texts.ALREADY_REVIEWED
+                return Refusal(already.format(id=request.id))
             if status is Status.CLAIMED and request.claimers:
                 names = texts.names(request.claimers)
                 return Refusal(texts.ALREADY_CLAIMED.format(id=request.id, name=names))

@@ -179,3 +179,11 @@ def test_every_transition_starts_from_the_current_status() -> None:
         if isinstance(result, Transition):
             assert req.status == result.before
             assert result.before != result.after
+
+
+@pytest.mark.parametrize("status", [Status.OPEN, Status.CLAIMED])
+def test_a_finished_reviewer_of_an_x2_request_is_not_told_they_hold_it(status: Status) -> None:
+    """Claiming again a request one already reviewed is refused as reviewed, not as held."""
+    holders = (SAM,) if status is Status.OPEN else (SAM, ALEX)
+    done = factories.request(status, *holders, requester=RILEY, wanted=2, finished=[SAM])
+    assert reason(act(done, Action.CLAIM, SAM)) == "You already reviewed request #42."
