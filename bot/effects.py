@@ -114,9 +114,16 @@ def _messages(
             return [(m, texts.DM_CANCELLED_CLAIMER.format(id=after.id)) for m in ended]
         case Action.EXPIRE:
             days = max(1, (after.updated_at - before.created_at).days)
-            return [
-                (requester, texts.EXPIRED_REQUESTER.format(id=after.id, link=after.link, days=days))
-            ]
+            # An x2 request can expire with a review done: "without a reviewer" would deny it.
+            template = texts.EXPIRED_REQUESTER_PARTLY if after.finished else texts.EXPIRED_REQUESTER
+            text = template.format(
+                id=after.id,
+                link=after.link,
+                days=days,
+                done=len(after.finished),
+                wanted=after.wanted,
+            )
+            return [(requester, text)]
     return []
 
 

@@ -163,6 +163,10 @@ AUTO_RELEASED_CLAIMER = (
     "Request #{id} went back to the queue after two reminders; thank you for looking at it."
 )
 AUTO_RELEASED_REQUESTER = "Request #{id} is open again: its reviewer could not get to it."
+EXPIRED_REQUESTER_PARTLY = (
+    "Request #{id} ({link}) expired after {days} days with {done} of {wanted} reviews done. "
+    "/review reopen {id} puts it back in the queue."
+)
 EXPIRED_REQUESTER = (
     "Request #{id} ({link}) expired after {days} days without a reviewer. "
     "/review reopen {id} puts it back in the queue."

@@ -480,3 +480,25 @@ async def test_the_schedule_checks_in_every_minute_of_the_day(store, worker, clo
         await _daily(core, sleep=sleep)
     minutes = {(t.hour, t.minute) for t in ticks if t.day == 24}
     assert len(minutes) == 24 * 60
+
+
+async def test_expiry_of_a_half_reviewed_x2_request_does_not_say_no_reviewer(
+    dispatcher, worker, sender, store, clock
+):
+    """An x2 request that got one of its two reviews and then expired is not said to have had
+    no reviewer; reopened, it waits for the missing review only."""
+    await _ask(dispatcher, clock, "https://example.com/a x2")
+    for text in ("claim 1", "done 1"):
+        await dispatcher.handle(command(text, "vera", at=clock.now()))
+    clock.advance(days=15)
+    assert (await reminders(store, clock).run()).expired == [1]
+    await worker.drain()
+    told = [n.text for n in sender.sent if n.kind is NoticeKind.DIRECT and n.user_id == "riley"]
+    assert told[-1] == (
+        "Request #1 (https://example.com/a) expired after 15 days with 1 of 2 reviews done. "
+        "/review reopen 1 puts it back in the queue."
+    )
+    await dispatcher.handle(command("reopen 1", "riley", at=clock.now()))
+    await dispatcher.handle(command("claim 1", "sam", at=clock.now()))
+    reply = await dispatcher.handle(command("done 1", "sam", at=clock.now()))
+    assert reply.text == "Thank you! Request #1 is marked done."
