@@ -30,7 +30,9 @@ async def forget(
     ended = 0
     for request in await tx.requests_of(person_id):
         action = Action.CANCEL if request.requester.person_id == person_id else Action.RELEASE
-        decision = decide(request, action, actor_person_id=0, is_admin=True)
+        # Acting as the person (an admin's rights, should their claim need them): as nobody,
+        # a release on an x2 request ended every reviewer's claim, not just theirs.
+        decision = decide(request, action, actor_person_id=person_id, is_admin=True)
         if isinstance(decision, Transition):
             await effects.apply(
                 tx, request, action, decision, actor=None, now=now, platforms=platforms

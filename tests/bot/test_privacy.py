@@ -57,3 +57,16 @@ async def test_export_me_sends_the_data_by_dm(dispatcher, worker, sender, clock)
     assert data["volunteer"]["topics"] == ["python"]
     assert [r["link"] for r in data["requests"]] == ["https://example.com/a"]
     assert data["identities"][0]["user_id"] == "vera"
+
+
+async def test_forget_me_of_one_x2_reviewer_leaves_the_other_claim(dispatcher, clock):
+    """A reviewer of an x2 request who asks to be forgotten ends their own claim only; the
+    other reviewer keeps theirs."""
+    await _say(dispatcher, clock, "https://example.com/d #python x2", "riley")
+    await _say(dispatcher, clock, "claim 1", "vera")
+    await _say(dispatcher, clock, "claim 1", "sam")
+    await _say(dispatcher, clock, "forget-me confirm", "vera")
+    assert (await _say(dispatcher, clock, "mine", "sam")).startswith("#1 ")
+    assert await _say(dispatcher, clock, "done 1", "sam") == (
+        "Thank you! Your review of request #1 is marked done."
+    )
