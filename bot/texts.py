@@ -129,6 +129,9 @@ LINK_SHARED_REQUEST = (
 )
 LINKED = "Linked: both accounts are now one person, with one set of topics and one history."
 NOT_LINKED = "This account is not linked to another one."
+UNLINK_ACTIVE_REQUEST = (
+    "This account asked for or holds request #{id}: unlink it once that is done or cancelled."
+)
 UNLINKED = "Unlinked: this account is on its own again; the shared history stays with the other."
 
 CLAIMED = "You claimed request #{id}: {link}. Mark it done with /review done {id} or a ✅ reaction."

@@ -196,6 +196,10 @@ class Transaction(Protocol):
         """Ids of the active requests the person asked for, holds or has reviewed."""
         ...
 
+    async def active_through(self, member: Member) -> set[int]:
+        """Ids of the active requests asked for, or held by a claim made, from this account."""
+        ...
+
     async def stale_requests(
         self,
         created_before: datetime,

@@ -671,6 +671,18 @@ class SqliteTransaction:
         )
         return {int(r["id"]) for r in rows}
 
+    async def active_through(self, member: Member) -> set[int]:
+        rows = await self._rows(
+            "SELECT id FROM requests WHERE status IN ('open', 'claimed') "
+            "AND requester_platform = :platform AND requester_community = :community "
+            "AND requester_user = :user "
+            "UNION SELECT c.request_id FROM claims c JOIN requests r ON r.id = c.request_id "
+            "WHERE c.platform = :platform AND c.community_id = :community AND c.user_id = :user "
+            "AND c.status = 'active' AND r.status IN ('open', 'claimed')",
+            {"platform": member.platform, "community": member.community_id, "user": member.user_id},
+        )
+        return {int(r["id"]) for r in rows}
+
     async def stale_requests(
         self,
         created_before: datetime,

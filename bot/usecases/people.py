@@ -120,6 +120,11 @@ async def link(ctx: Context, code: str | None) -> Reply:
 async def unlink(ctx: Context) -> Reply:
     if await ctx.tx.identities(ctx.member.person_id) < _LINKED:
         raise Refused(texts.NOT_LINKED)
+    # The request and the claim stay with the person, not the account: split off, the account
+    # would be nudged about a claim it could no longer finish or release.
+    active = await ctx.tx.active_through(ctx.member)
+    if active:
+        raise Refused(texts.UNLINK_ACTIVE_REQUEST.format(id=min(active)))
     await ctx.tx.split_member(ctx.member, ctx.now)
     return Reply(texts.UNLINKED)
 

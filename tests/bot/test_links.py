@@ -245,3 +245,21 @@ async def test_names_say_where_someone_is_from(both, clock):
     assert "by riley · Slack: Acme," in listed.text
     home = await dispatcher.handle(command("list", riley(), at=clock.now()))
     assert "by riley," in home.text
+
+
+async def test_unlink_is_refused_while_the_account_holds_a_claim(both, clock):
+    """An account that claimed a request as part of a linked person is not split off from the
+    claim: unlink is refused until it ends, and the account can still finish it."""
+    dispatcher, _ = both
+    await dispatcher.handle(command("https://example.com/d #python", vera(), at=clock.now()))
+    await _link(dispatcher, clock)
+    discord_riley = member("riley-d", platform=Platform.DISCORD, community="G1")
+    await dispatcher.handle(command("claim 1", discord_riley, at=clock.now()))
+    refused = await dispatcher.handle(command("unlink", discord_riley, at=clock.now()))
+    assert refused.text == (
+        "This account asked for or holds request #1: unlink it once that is done or cancelled."
+    )
+    done = await dispatcher.handle(command("done 1", discord_riley, at=clock.now()))
+    assert done.text == "Thank you! Request #1 is marked done."
+    unlinked = await dispatcher.handle(command("unlink", discord_riley, at=clock.now()))
+    assert unlinked.text.startswith("Unlinked")
