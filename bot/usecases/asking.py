@@ -131,8 +131,11 @@ async def choose(
             limit=batch,
             exclude=exclude,
         )
+        # No sender, no notice: counted and marked notified, such a volunteer would be
+        # auto-paused for requests they never heard of.
+        reachable = [v for v in found if v.member.platform in ctx.platforms]
         chosen = matching.rank(
-            found,
+            reachable,
             topics=request.topics,
             requester_person_id=request.requester.person_id,
             now=now,

@@ -467,3 +467,15 @@ async def test_a_paused_volunteer_adding_topics_is_told_they_stay_paused(dispatc
         "You will hear about requests on: writing. "
         "Notifications stay paused until 2026-11-30; /review resume turns them back on."
     )
+
+
+async def test_a_volunteer_on_a_platform_without_a_sender_is_not_counted_as_notified(
+    dispatcher, worker, sender, clock
+):
+    """A volunteer whose platform is not running (Discord switched off) cannot be told: they
+    are neither counted in the reply nor marked notified (which would auto-pause them)."""
+    away = member("dana", platform=Platform.DISCORD, community="G1")
+    await dispatcher.handle(_command("volunteer python", away, at=clock.now()))
+    await dispatcher.handle(command("volunteer python", "vera", clock=clock))
+    reply = await dispatcher.handle(command("https://example.com/d #python", "riley", clock=clock))
+    assert reply.text == "Request #1 is open; 1 volunteer notified."
