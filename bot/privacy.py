@@ -39,4 +39,10 @@ async def forget(
             )
             ended += 1
     await tx.forget_person(person_id)
+    # A digest's text is rendered when it is queued: what was sent (kept until retention) and
+    # the edits just queued above still carry their link and name. Render them again, blanked.
+    for digest in await tx.digests_of_person(person_id):
+        listed = await tx.requests_by_ids(digest.request_ids)
+        text = effects.digest_text(listed, now, viewer=(digest.platform, digest.community_id))
+        await tx.rewrite_digest(digest.id, text)
     return ended

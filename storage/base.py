@@ -408,6 +408,14 @@ class Transaction(Protocol):
         """Delete the person's data; anonymise it where other people's records need it."""
         ...
 
+    async def digests_of_person(self, person_id: int) -> list[Digest]:
+        """Digests listing a request the person asked for or holds (or held) a claim on."""
+        ...
+
+    async def rewrite_digest(self, digest_id: int, text: str) -> None:
+        """Give every outbox row of the digest, sent or pending, this text."""
+        ...
+
     # reminders
     async def record_reminder_run(
         self, platform: str, community_id: str, local_date: str, at: datetime

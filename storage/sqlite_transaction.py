@@ -787,6 +787,23 @@ class SqliteTransaction:
             "AND (' ' || request_ids || ' ') LIKE ? ORDER BY id",
             (_ts(since), f"% {request_id} %"),
         )
+        return self._digests(rows)
+
+    async def digests_of_person(self, person_id: int) -> list[Digest]:
+        rows = await self._rows(
+            "SELECT DISTINCT d.* FROM digests d JOIN ("
+            " SELECT id FROM requests WHERE requester_person = ?1"
+            " UNION SELECT request_id FROM claims WHERE person_id = ?1) r"
+            " ON (' ' || d.request_ids || ' ') LIKE '% ' || r.id || ' %' ORDER BY d.id",
+            (person_id,),
+        )
+        return self._digests(rows)
+
+    async def rewrite_digest(self, digest_id: int, text: str) -> None:
+        await self._run("UPDATE outbox SET text = ? WHERE digest_id = ?", (text, digest_id))
+
+    @staticmethod
+    def _digests(rows: Sequence[sqlite3.Row]) -> list[Digest]:
         return [
             Digest(
                 id=r["id"],

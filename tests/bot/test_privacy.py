@@ -6,6 +6,7 @@ import json
 import sqlite3
 
 from bot.model import NoticeKind
+from tests.bot.test_reminders import reminders
 from tests.factories import command
 
 
@@ -70,3 +71,24 @@ async def test_forget_me_of_one_x2_reviewer_leaves_the_other_claim(dispatcher, c
     assert await _say(dispatcher, clock, "done 1", "sam") == (
         "Thank you! Your review of request #1 is marked done."
     )
+
+
+async def test_forget_me_removes_their_request_from_digests(  # noqa: PLR0917 - fixtures
+    dispatcher, worker, sender, store, clock, tmp_path
+):
+    """A digest that listed the forgotten person's request keeps neither its link nor their name,
+    neither in the stored message nor in the edit that forgetting sends."""
+    await _say(dispatcher, clock, "https://example.com/secret-draft #python private note", "riley")
+    clock.advance(hours=25)
+    await reminders(store, clock).run()
+    await worker.drain()
+    sender.sent.clear()
+    await _say(dispatcher, clock, "forget-me confirm", "riley")
+    await worker.drain()
+    edits = [n.text for n in sender.sent if n.kind is NoticeKind.TEXT_UPDATE]
+    with sqlite3.connect(tmp_path / "test.db") as raw:
+        stored = [t for (t,) in raw.execute("SELECT text FROM outbox WHERE digest_id IS NOT NULL")]
+    assert len(edits) == 1
+    for text in [*edits, *stored]:
+        assert "secret-draft" not in text
+        assert "riley" not in text
