@@ -1405,6 +1405,12 @@ class SqliteTransaction:
                 "UPDATE outbox SET text = '' WHERE platform = ? AND user_id = ?",
                 (m["platform"], m["user_id"]),
             )
+            # Relay posts that named them as a volunteer: a pending one would still ping them.
+            await self._run(
+                "UPDATE outbox SET mentions = TRIM(REPLACE(' ' || mentions || ' ', ?1, ' ')) "
+                "WHERE platform = ?2 AND (' ' || mentions || ' ') LIKE '%' || ?1 || '%'",
+                (f" {m['user_id']} ", m["platform"]),
+            )
             await self._run(
                 "DELETE FROM inbound_events WHERE event_key LIKE ?", (f"%{m['user_id']}%",)
             )

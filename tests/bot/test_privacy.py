@@ -92,3 +92,15 @@ async def test_forget_me_removes_their_request_from_digests(  # noqa: PLR0917 - 
     for text in [*edits, *stored]:
         assert "secret-draft" not in text
         assert "riley" not in text
+
+
+async def test_forget_me_removes_their_id_from_relay_post_mentions(dispatcher, clock, tmp_path):
+    """A relay post that mentioned the forgotten volunteer no longer stores their platform id, and
+    one still waiting to be sent will not ping them."""
+    await _say(dispatcher, clock, "volunteer python", "vera")
+    await _say(dispatcher, clock, "volunteer python", "sam")
+    await _say(dispatcher, clock, "https://example.com/a #python", "riley")
+    await _say(dispatcher, clock, "forget-me confirm", "vera")
+    with sqlite3.connect(tmp_path / "test.db") as raw:
+        [mentions] = raw.execute("SELECT mentions FROM outbox WHERE kind = 'relay_post'").fetchone()
+    assert mentions.split() == ["sam"]
