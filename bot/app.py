@@ -375,8 +375,7 @@ async def check(settings: Settings, *, offline: bool) -> list[CheckRow]:
 
 async def backup(settings: Settings, target: Path, progress: Callable[[int, int], None]) -> None:
     """`reviewrelay backup PATH`: a consistent copy, safe while the bot runs."""
-    async with await SqliteStore.open(settings.database_path) as store:
-        await store.backup(target, progress)
+    await SqliteStore.backup_file(settings.database_path, target, progress)
 
 
 async def person_data(

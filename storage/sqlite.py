@@ -155,16 +155,19 @@ class SqliteStore:
 
     async def backup(self, target: Path | str, progress: Callable[[int, int], None]) -> None:
         """A consistent copy with SQLite's online backup API, in steps, while others write."""
+        await _backup(self._db, target, progress)
+
+    @staticmethod
+    async def backup_file(
+        source: Path | str, target: Path | str, progress: Callable[[int, int], None]
+    ) -> None:
+        """The same copy of the database at `source`, opened without migrating it: a backup
+        taken before an upgrade, with the new version installed, is of the schema it had."""
+        db = await _connect(source)
         try:
-            async with aiosqlite.connect(str(target)) as copy:
-                await self._db.backup(
-                    copy,
-                    pages=256,
-                    progress=lambda _status, remaining, total: progress(total - remaining, total),
-                )
-        except sqlite3.Error as exc:  # a full disk, say: a StoreError is reported in one line
-            msg = f"the backup to {target} failed: {exc}"
-            raise StoreError(msg) from exc
+            await _backup(db, target, progress)
+        finally:
+            await db.close()
 
     @property
     def failing(self) -> str | None:
@@ -346,6 +349,21 @@ def _complete(work: Awaitable[T]) -> T:
     steps.close()
     msg = f"a unit of work awaited something other than its transaction: {awaited!r}"
     raise RuntimeError(msg)
+
+
+async def _backup(
+    db: aiosqlite.Connection, target: Path | str, progress: Callable[[int, int], None]
+) -> None:
+    try:
+        async with aiosqlite.connect(str(target)) as copy:
+            await db.backup(
+                copy,
+                pages=256,
+                progress=lambda _status, remaining, total: progress(total - remaining, total),
+            )
+    except sqlite3.Error as exc:  # a full disk, say: a StoreError is reported in one line
+        msg = f"the backup to {target} failed: {exc}"
+        raise StoreError(msg) from exc
 
 
 async def _connect(path: Path | str) -> aiosqlite.Connection:

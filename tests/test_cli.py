@@ -83,6 +83,20 @@ def test_backup_copies_a_consistent_database(with_data: Path):
     assert "exists" in again.stderr
 
 
+def test_backup_copies_an_older_schema_as_it_is(with_data: Path):
+    """A backup taken with a newer reviewrelay (before upgrading) leaves the database and the copy
+    at the schema they had: the copy is what to go back to if the upgrade goes wrong."""
+    older = 11  # 0012 only adds volunteers.ignored_since: taken away, the file is at 11
+    with sqlite3.connect(with_data / "reviewrelay.db") as raw:
+        raw.execute("ALTER TABLE volunteers DROP COLUMN ignored_since")
+        raw.execute(f"PRAGMA user_version = {older}")
+    result = _run(with_data, "backup", "copy.db")
+    assert result.returncode == 0, result.stderr
+    for name in ("reviewrelay.db", "copy.db"):
+        with sqlite3.connect(with_data / name) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == older
+
+
 def test_backup_into_a_missing_folder_is_refused_in_one_line(with_data: Path):
     """A backup PATH in a folder that does not exist is refused in one line (exit 2)."""
     result = _run(with_data, "backup", "nodir/b.db")
