@@ -40,7 +40,7 @@ __all__ = ["Dispatcher", "Rules"]
 
 log = logging.getLogger(__name__)
 
-OPEN_POSTS_PAGE = 200  # posts per transaction when an adapter walks the open ones
+OPEN_POSTS_PAGE = 200  # requests (with their posts) per transaction when an adapter walks them
 
 _BUTTON_ACTIONS = {
     ButtonAction.CLAIM: Action.CLAIM,

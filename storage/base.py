@@ -311,8 +311,8 @@ class Transaction(Protocol):
     async def open_posts(
         self, platform: Platform, *, before: int | None = None, limit: int = 200
     ) -> list[OpenPost]:
-        """Delivered relay posts on `platform` of open or claimed requests, newest first: a page
-        of `limit`, of requests older than request id `before` when given."""
+        """Delivered relay posts on `platform` of open or claimed requests, newest first: every
+        post of at most `limit` requests, those older than request id `before` when given."""
         ...
 
     async def relay_posts_due(self, platform: Platform, at: datetime) -> bool:

@@ -1054,11 +1054,23 @@ class SqliteTransaction:
         self, platform: Platform, *, before: int | None = None, limit: int = 200
     ) -> list[OpenPost]:
         rows = await self._rows(
+            # The page is `limit` requests with all their posts: callers page on request id,
+            # so a LIMIT on posts that ended between two posts of a request (one per guild)
+            # would skip the rest of them for good.
             "SELECT p.request_id, p.community_id, p.channel_id, p.message_id, r.status, "
             "r.updated_at FROM relay_posts p JOIN requests r ON r.id = p.request_id "
-            "WHERE p.platform = ? AND r.status IN ('open', 'claimed') AND p.request_id < ? "
-            "ORDER BY p.request_id DESC LIMIT ?",
-            (platform, before if before is not None else 2**63 - 1, limit),
+            "WHERE p.platform = :platform AND p.request_id IN ("
+            " SELECT DISTINCT q.request_id FROM relay_posts q JOIN requests s"
+            " ON s.id = q.request_id WHERE q.platform = :platform"
+            " AND s.status IN ('open', 'claimed') AND q.request_id < :before"
+            " ORDER BY q.request_id DESC LIMIT :limit) "
+            "AND r.status IN ('open', 'claimed') "
+            "ORDER BY p.request_id DESC",
+            {
+                "platform": platform,
+                "before": before if before is not None else 2**63 - 1,
+                "limit": limit,
+            },
         )
         return [
             OpenPost(

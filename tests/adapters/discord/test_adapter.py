@@ -341,3 +341,33 @@ async def test_notices_wait_out_a_long_failed_start_without_using_up_their_attem
         finally:
             await adapter.stop()
     assert [m["content"] for m in fake.messages(reviews)] == ["hello"]
+
+
+async def test_reconcile_pages_do_not_split_a_requests_posts(
+    settings: Settings,
+    fake: FakeDiscord,
+    guild: FakeGuild,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request relayed to two guilds has two posts; a page ending between them skips none."""
+    monkeypatch.setattr(dispatcher_module, "OPEN_POSTS_PAGE", 3)
+    other = fake.add_guild(FakeGuild.build("Elsewhere", channels=["reviews"], members=["dave"]))
+    elsewhere = Community(
+        platform=Platform.DISCORD,
+        community_id=other.id,
+        name="Elsewhere",
+        review_channel_id=other.channel("reviews").id,
+    )
+    async with running(settings, fake, guild, clock) as bot:
+        await bot.core.dispatcher.connect_community(elsewhere)
+        for i in range(3):
+            await bot.slash("alice", "ask", link=f"{LINK}/{i}", topics="python")
+        await bot.deliver()
+        posts = [str(p["id"]) for p in bot.posts() + fake.messages(other.channel("reviews").id)]
+    assert len(posts) == 6
+    async with running(settings, fake, guild, clock) as bot:
+        assert bot.adapter.client.reconciling is not None
+        await bot.adapter.client.reconciling
+    unread = [p for p in posts if fake.hits(f"GET /channels/*/messages/{p}") == 0]
+    assert unread == []
