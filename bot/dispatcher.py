@@ -113,12 +113,13 @@ class Dispatcher:
         self._on_enqueue()
         return reply
 
-    async def open_posts(self, platform: Platform, *, before: int | None = None) -> list[OpenPost]:
-        """Delivered relay posts of active requests on `platform`, newest first, a page at a time
-        (those of requests older than `before`), for an adapter's reconcile."""
-        return await self._store.run(
-            lambda tx: tx.open_posts(platform, before=before, limit=OPEN_POSTS_PAGE)
-        )
+    async def open_posts(
+        self, platform: Platform, *, before: int | None = None, limit: int | None = None
+    ) -> list[OpenPost]:
+        """Delivered relay posts of active requests on `platform`, newest first, those of at most
+        `limit` requests at a time (older than `before`), for an adapter's reconcile."""
+        page = OPEN_POSTS_PAGE if limit is None else min(limit, OPEN_POSTS_PAGE)
+        return await self._store.run(lambda tx: tx.open_posts(platform, before=before, limit=page))
 
     async def relay_posts_due(self, platform: Platform, at: datetime) -> bool:
         """Whether a relay post to `platform` due at `at` is not delivered yet, for an adapter's

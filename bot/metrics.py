@@ -127,10 +127,12 @@ class TimedInbox:
     async def connect_community(self, community: Community) -> None:
         await self._inbox.connect_community(community)
 
-    async def open_posts(self, platform: Platform, *, before: int | None = None) -> list[OpenPost]:
+    async def open_posts(
+        self, platform: Platform, *, before: int | None = None, limit: int | None = None
+    ) -> list[OpenPost]:
         """Pass-through for adapters that reconcile missed reactions (Discord)."""
         inner = getattr(self._inbox, "open_posts", None)
-        return list(await inner(platform, before=before)) if inner is not None else []
+        return list(await inner(platform, before=before, limit=limit)) if inner else []
 
     async def relay_posts_due(self, platform: Platform, at: datetime) -> bool:
         """Pass-through, as `open_posts`."""

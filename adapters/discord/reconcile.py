@@ -49,7 +49,7 @@ class OpenPosts(Protocol):
     """What reconcile needs from the core besides `Inbox.handle`: the posts still in play."""
 
     async def open_posts(
-        self, platform: Platform, *, before: int | None = None
+        self, platform: Platform, *, before: int | None = None, limit: int | None = None
     ) -> Sequence[OpenPost]: ...
 
     async def relay_posts_due(self, platform: Platform, at: datetime) -> bool: ...
@@ -105,13 +105,18 @@ async def read_reactors(message: discord.Message, wanted: set[str]) -> dict[str,
 
 
 async def _every_open_post(inbox: OpenPosts) -> AsyncIterator[OpenPost]:
-    """All open posts, a page at a time: newest first, because a reaction made while the bot was
-    away is likeliest on a recent post, and a rate limit may end the walk early."""
+    """All open posts, newest first, because a reaction made while the bot was away is likeliest
+    on a recent post, and a rate limit may end the walk early.
+
+    Read one request at a time, just before its posts are: the walk takes a while (a GET or more
+    per post), live events change requests meanwhile, and a state read a page earlier would
+    feed a claim handled live as new (its claimer told "you already hold it", the others told
+    "taken" twice)."""
     before = None
-    while page := await inbox.open_posts(Platform.DISCORD, before=before):
-        for post in page:
+    while posts := await inbox.open_posts(Platform.DISCORD, before=before, limit=1):
+        for post in posts:
             yield post
-        before = page[-1].request_id
+        before = posts[-1].request_id
 
 
 async def reconcile(

@@ -59,9 +59,9 @@ class RecordingInbox:
         await self._dispatcher.connect_community(community)
 
     async def open_posts(
-        self, platform: Platform, *, before: int | None = None
+        self, platform: Platform, *, before: int | None = None, limit: int | None = None
     ) -> Sequence[OpenPost]:
-        return await self._dispatcher.open_posts(platform, before=before)
+        return await self._dispatcher.open_posts(platform, before=before, limit=limit)
 
     async def relay_posts_due(self, platform: Platform, at: datetime) -> bool:
         return await self._dispatcher.relay_posts_due(platform, at)

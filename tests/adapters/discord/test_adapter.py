@@ -10,6 +10,7 @@ import discord.gateway
 import discord.http
 import pytest
 
+from adapters.discord import reconcile as reconcile_module
 from adapters.http import HttpServer
 from bot import dispatcher as dispatcher_module
 from bot.app import build_core, serve
@@ -371,3 +372,40 @@ async def test_reconcile_pages_do_not_split_a_requests_posts(
         await bot.adapter.client.reconciling
     unread = [p for p in posts if fake.hits(f"GET /channels/*/messages/{p}") == 0]
     assert unread == []
+
+
+async def test_reconcile_after_a_live_claim_tells_nobody_twice(
+    settings: Settings,
+    fake: FakeDiscord,
+    guild: FakeGuild,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 👀 handled live while reconcile reads other posts is not fed again as a fresh claim."""
+    async with running(settings, fake, guild, clock) as bot:
+        older = await open_request(bot)
+        await bot.slash("alice", "ask", link=f"{LINK}/2", topics="python")
+        await bot.deliver()
+    reviews = guild.channel("reviews").id
+    await fake.add_reaction(guild.id, reviews, older, guild.member("bob").id, "👀")
+    real_read = reconcile_module.read_reactors
+    gate, waiting = asyncio.Event(), asyncio.Event()
+
+    async def slow_first_read(message, wanted):  # type: ignore[no-untyped-def]
+        if not waiting.is_set():  # the newest post: reconcile is busy here a while
+            waiting.set()
+            await gate.wait()
+        return await real_read(message, wanted)
+
+    monkeypatch.setattr(reconcile_module, "read_reactors", slow_first_read)
+    async with running(settings, fake, guild, clock) as bot:
+        await waiting.wait()
+        await bot.react("carol", older, "👀")  # live: carol claims the older request
+        await bot.react("bob", older, "👀", add=False)
+        await bot.react("bob", older, "👀")  # live: bob hears it is taken
+        gate.set()
+        assert bot.adapter.client.reconciling is not None
+        await bot.adapter.client.reconciling
+        await bot.deliver()
+        assert bot.dms("carol") == []
+        assert bot.dms("bob") == ["Request #1 is already claimed by carol."]
