@@ -409,3 +409,25 @@ async def test_reconcile_after_a_live_claim_tells_nobody_twice(
         await bot.deliver()
         assert bot.dms("carol") == []
         assert bot.dms("bob") == ["Request #1 is already claimed by carol."]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reconcile reads a standing 👀 on an open post as a new claim; the core keeps no "
+    "record that this reaction was applied live (and released since), so it claims again",
+)
+async def test_restart_does_not_reclaim_for_whoever_released_by_button(
+    settings: Settings, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
+) -> None:
+    """bob claims with 👀 and releases with the button (his 👀 stays): a restart keeps it open."""
+    async with running(settings, fake, guild, clock) as bot:
+        message_id = await open_request(bot)
+        await bot.react("bob", message_id, "👀")
+        await bot.deliver()  # the edit that shows the Release button
+        await bot.click("bob", message_id, "review:release:1")
+        await bot.deliver()
+    async with running(settings, fake, guild, clock) as bot:
+        assert bot.adapter.client.reconciling is not None
+        await bot.adapter.client.reconciling
+        await bot.deliver()
+        assert bot.dms("alice")[-1] == "bob released your request #1; it is open again."
