@@ -227,7 +227,9 @@ class Dispatcher:
         ctx = await self._context(tx, event)
         request = await tx.request(request_id)
         assert request is not None  # noqa: S101 - relay posts reference existing requests
-        return await reviewing.reaction(ctx, request, event.emoji, added=event.added)
+        return await reviewing.reaction(
+            ctx, request, event.emoji, added=event.added, snapshot=event.snapshot
+        )
 
 
 async def _run(ctx: Context, command: Command) -> Reply:

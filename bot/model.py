@@ -163,6 +163,9 @@ class ReactionChanged:
     occurred_at: Decimal | None = None
     is_admin: bool = False
     reply_inline: bool = False  # a reaction has nowhere to answer: refusals go out as notices
+    # Read off the post after a gap (Discord's reconcile), not seen happening: the reaction may
+    # have stood there since before the last change of the request.
+    snapshot: bool = False
 
 
 class ButtonAction(StrEnum):

@@ -504,6 +504,14 @@ class SqliteTransaction:
         row = await self._one(_REQUEST_SELECT + " WHERE r.id = ?", (request_id,))
         return _row_to_request(row) if row else None
 
+    async def gave_back(self, request_id: int, person_id: int) -> bool:
+        row = await self._one(
+            "SELECT 1 FROM claims WHERE request_id = ? AND person_id = ? AND status = 'released' "
+            "LIMIT 1",
+            (request_id, person_id),
+        )
+        return row is not None
+
     async def request_for_post(
         self, platform: Platform, channel_id: str, message_id: str
     ) -> int | None:

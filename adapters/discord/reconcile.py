@@ -9,7 +9,10 @@ active requests and feeds what it finds to the core as ReactionChanged events:
   and the others hear it is taken; then every ✅, so a claim and a done made while away both land;
 - a claimed request: every ✅ (done emoji); the core ignores those that are not the claimer's;
 - a missing 👀 is never read as a release: a snapshot cannot tell a removed 👀 from a claim
-  made with the button or a command, which never had one. Releasing stays explicit.
+  made with the button or a command, which never had one. Releasing stays explicit;
+- a standing 👀 of someone who released the request (by button or command, or the reminders
+  for them) is not a new claim: it is most likely the one they claimed with. Taken off and put
+  back while the bot was away, it does not claim either; the button does.
 
 A post the bot sent just before a crash may be on Discord, and reacted to, while the store still
 holds it as pending: it has no message id to read yet. The delivery worker sends it again, Discord
@@ -86,6 +89,7 @@ def plan(
             added=True,
             received_at=received_at,
             reply_inline=False,
+            snapshot=True,
         )
         for emoji in emojis
         for reactor in sorted(reactors.get(emoji, ()), key=lambda r: r.user_id)

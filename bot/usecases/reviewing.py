@@ -78,12 +78,18 @@ async def thank(ctx: Context, request: Request) -> Reply:
     return Reply(texts.THANKS_SENT.format(name=texts.names(thanked)))
 
 
-async def reaction(ctx: Context, request: Request, emoji: str, *, added: bool) -> Reply:
+async def reaction(
+    ctx: Context, request: Request, emoji: str, *, added: bool, snapshot: bool = False
+) -> Reply:
     """👀 claims (removing it releases your own claim), ✅ by the claimer completes, 🙏 thanks."""
     rules = ctx.rules
     holds = request.holds(ctx.member.person_id) and request.status in ACTIVE_STATUSES
     if emoji == rules.claim_emoji:
         if added:
+            if snapshot and await ctx.tx.gave_back(request.id, ctx.member.person_id):
+                # Most likely the 👀 they claimed with, left standing when they released by
+                # button or command (or the reminders released it): not a new claim.
+                return Reply.none()
             return await transition(ctx, request.id, Action.CLAIM)
         if holds:
             return await transition(ctx, request.id, Action.RELEASE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -99,6 +100,23 @@ async def test_claim_by_reaction_edits_the_post_and_tells_the_requester(
     assert update.message_id == "m1"
     assert update.request is not None
     assert update.request.status is Status.CLAIMED
+
+
+async def test_a_snapshot_eyes_of_whoever_gave_the_request_back_claims_nothing(
+    dispatcher, posted, clock
+):
+    """A 👀 read off the post after a gap (reconcile) does not claim again for someone who
+    released the request since; a live 👀 from them does, and a snapshot one from anyone else."""
+    await dispatcher.handle(reaction(posted, "eyes", "vera", clock=clock))
+    await dispatcher.handle(command("release 1", "vera", clock=clock))
+    standing = replace(reaction(posted, "eyes", "vera", clock=clock), snapshot=True)
+    other = replace(reaction(posted, "eyes", "sam", clock=clock), snapshot=True)
+
+    assert not await dispatcher.handle(standing)
+    assert (await dispatcher.handle(other)).text.startswith("You claimed request #1")
+    await dispatcher.handle(command("release 1", "sam", clock=clock))
+    again = await dispatcher.handle(reaction(posted, "eyes", "vera", clock=clock))
+    assert again.text.startswith("You claimed request #1")
 
 
 async def test_second_claimer_is_told_who_holds_it(dispatcher, posted, clock, worker, sender):

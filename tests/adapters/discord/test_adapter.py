@@ -411,11 +411,6 @@ async def test_reconcile_after_a_live_claim_tells_nobody_twice(
         assert bot.dms("bob") == ["Request #1 is already claimed by carol."]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconcile reads a standing 👀 on an open post as a new claim; the core keeps no "
-    "record that this reaction was applied live (and released since), so it claims again",
-)
 async def test_restart_does_not_reclaim_for_whoever_released_by_button(
     settings: Settings, fake: FakeDiscord, guild: FakeGuild, clock: FakeClock
 ) -> None:
