@@ -21,7 +21,7 @@ from discord import app_commands
 
 from adapters.discord import inbound, reconcile, render, slash, sync
 from bot import texts
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StoreError
 from bot.model import ButtonAction, ButtonPressed, Community, InboundEvent, Platform
 from bot.ports import Clock, Inbox
 from bot.settings import Settings
@@ -32,6 +32,9 @@ INTENTS: Final = discord.Intents(guilds=True, guild_reactions=True)
 MAX_RATELIMIT_WAIT: Final = 30.0  # discord.py's smallest allowed max_ratelimit_timeout
 DEFER_AFTER: Final = 2.0  # Discord drops an interaction not acknowledged within 3 s
 _REACTION_EVENTS: Final = frozenset({"raw_reaction_add", "raw_reaction_remove"})
+# Discord never sends a gateway event again: a reaction the store failed on (a full disk for a
+# moment) is tried again after these waits, as Slack retries an event it got a 500 for.
+REACTION_RETRIES: Final = (1.0, 10.0, 60.0)
 _MISSING_ACCESS: Final = 403
 
 
@@ -58,6 +61,9 @@ class ReviewClient(discord.Client):
         self.live = False
         self.reconciling: asyncio.Task[int] | None = None
         self.registered = asyncio.Event()  # set once on_ready has registered the guilds
+        # The newest reaction event seen per (message, user, emoji): a retry that a newer change
+        # of the same reaction overtook is dropped, or the older state would land last.
+        self._newest_reaction: dict[tuple[str, str, str], str] = {}
 
     def bind(self, inbox: Inbox) -> None:
         self._inbox = inbox
@@ -169,10 +175,29 @@ class ReviewClient(discord.Client):
         )
         if event is None:
             return
-        try:
-            await self._bound().handle(event)
-        except Exception:
-            log.exception("discord reaction %s failed", event.event_key)
+        key = (event.message_id, event.member.user_id, event.emoji)
+        self._newest_reaction[key] = event.event_key
+        for wait in (*REACTION_RETRIES, None):
+            try:
+                await self._bound().handle(event)
+            except StoreError as exc:
+                if wait is None:
+                    log.exception("discord reaction %s lost: the store failed", event.event_key)
+                    break
+                log.warning(
+                    "discord reaction %s: %s; trying again in %.0fs", event.event_key, exc, wait
+                )
+                await asyncio.sleep(wait)
+                if self._newest_reaction.get(key) != event.event_key:
+                    log.info("discord reaction %s overtaken by a newer one", event.event_key)
+                    break
+            except Exception:
+                log.exception("discord reaction %s failed", event.event_key)
+                break
+            else:
+                break
+        if self._newest_reaction.get(key) == event.event_key:
+            del self._newest_reaction[key]  # nothing newer to compare with: keep the map small
 
     async def on_review_button(
         self, interaction: discord.Interaction[Any], action: ButtonAction, request_id: int
